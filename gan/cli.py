@@ -1,0 +1,52 @@
+"""What every command-line entry point shares: logging set-up and turning user errors into messages."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Callable
+
+from gan import GanError
+
+
+class _TqdmHandler(logging.Handler):
+    """Log lines that do not break a running progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:
+            self.handleError(record)
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        return f"{record.levelname.lower()}: {msg}" if record.levelno >= logging.WARNING else msg
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    logger = logging.getLogger("gan")
+    if not any(isinstance(h, _TqdmHandler) for h in logger.handlers):
+        handler = _TqdmHandler()
+        handler.setFormatter(_Formatter())
+        logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def run(main: Callable[[], int | None]) -> int:
+    """Call `main`; a GanError becomes `error: ...` on stderr and exit status 2 (1 for a diverged run)."""
+    setup_logging()
+    try:
+        return main() or 0
+    except GanError as e:
+        from gan.trainer import DivergenceError
+
+        print(f"error: {e}", file=sys.stderr)
+        return 1 if isinstance(e, DivergenceError) else 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

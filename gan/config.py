@@ -1,0 +1,475 @@
+"""The whole configuration as typed, frozen dataclasses, loaded from YAML with strict validation.
+
+    cfg = load_config("configs/photo2monet.yaml", ["train.lr=1e-4", "data.batch_size=4"])
+
+Every key has a type and a default (the reference CycleGAN recipe). Loading rejects unknown keys (with the
+closest valid names), wrong types and impossible values, always naming the dotted path, the value and what
+is allowed. `to_dict`/`save_config` write the resolved config; loading it back gives an equal Config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+from gan import GanError
+
+
+class ConfigError(GanError):
+    """A configuration problem, with the dotted path of the offending key in its message."""
+
+
+Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
+Norm = Literal["instance", "batch", "none"]
+Metric = Literal["fid", "kid", "mifid", "edge_ssim"]
+
+VGG_LAYERS = (
+    "relu1_1", "relu1_2",
+    "relu2_1", "relu2_2",
+    "relu3_1", "relu3_2", "relu3_3", "relu3_4",
+    "relu4_1", "relu4_2", "relu4_3", "relu4_4",
+    "relu5_1", "relu5_2", "relu5_3", "relu5_4",
+)
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """One albumentations transform by class name, e.g. {name: ColorJitter, params: {brightness: 0.1}}."""
+
+    name: str
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: str = "datasets/monet2photo"
+    train_a: str = "trainA"
+    train_b: str = "trainB"
+    test_a: str = "testA"
+    test_b: str = "testB"
+    preprocess: Preprocess = "resize_and_crop"
+    load_size: int = 286
+    crop_size: int = 256
+    flip: bool = True
+    extra_transforms: tuple[TransformSpec, ...] = ()
+    batch_size: int = 1
+    num_workers: int = 4
+    serial_batches: bool = False
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    ngf: int = 64
+    n_blocks: int = 9
+    norm: Norm = "instance"
+    dropout: bool = False
+    upsample: Literal["transpose", "resize_conv"] = "transpose"
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    ndf: int = 64
+    n_layers: int = 3
+    norm: Norm = "instance"
+    spectral_norm: bool = False
+
+
+@dataclass(frozen=True)
+class InitConfig:
+    type: Literal["normal", "xavier", "kaiming", "orthogonal"] = "normal"
+    gain: float = 0.02
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    in_channels: int = 3
+    out_channels: int = 3
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    init: InitConfig = field(default_factory=InitConfig)
+
+
+@dataclass(frozen=True)
+class VGGConfig:
+    weights: str = "imagenet"  # imagenet | path/to/vgg19.pth | none (random weights: tests only)
+    content_layers: tuple[str, ...] = ("relu4_2",)
+    style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    style_images: Optional[str] = None  # None = the target domain's real batch; or a file/folder
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    gan_mode: Literal["lsgan", "vanilla", "hinge"] = "lsgan"
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5  # multiplies lambda_cycle, as in the reference
+    lambda_content: float = 0.0
+    lambda_style: float = 0.0
+    vgg: VGGConfig = field(default_factory=VGGConfig)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 100
+    epochs_decay: int = 100
+    max_steps: Optional[int] = None
+    lr: float = 0.0002
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lr_policy: Literal["linear", "step", "cosine"] = "linear"
+    lr_step_epochs: int = 50  # step policy: multiply the lr by lr_gamma every this many epochs
+    lr_gamma: float = 0.1
+    pool_size: int = 50
+    device: str = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    channels_last: bool = True
+    compile: bool = False
+    log_every: int = 100
+    sample_every: int = 1000
+    save_every: int = 5000
+    keep_last: int = 3
+    output_dir: str = "runs"
+
+
+@dataclass(frozen=True)
+class WandbConfig:
+    mode: Literal["auto", "online", "offline", "disabled"] = "auto"
+    project: str = "gan"
+    entity: Optional[str] = None
+    tags: tuple[str, ...] = ()
+    group: Optional[str] = None
+    notes: Optional[str] = None
+    log_checkpoints: bool = False
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    every: int = 0
+    num_images: int = 200
+    metrics: tuple[Metric, ...] = ("kid",)
+    best: str = "kid_ab"
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "photo2monet"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
+    """Read a YAML file (or only the defaults when `path` is None), apply `key=value` overrides, validate."""
+    raw: dict = {}
+    if path is not None:
+        raw = read_yaml(path)
+    for item in overrides:
+        key, value = parse_override(item)
+        set_dotted(raw, key, value)
+    return from_dict(raw)
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{path}{where}: malformed YAML: {problem}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (expected UTF-8 YAML)") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`train.lr=1e-4` -> ("train.lr", 0.0001); values are parsed as YAML scalars or lists."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key):
+        raise ConfigError(f"override {item!r}: expected key=value with a dotted key, e.g. train.lr=0.0001")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    return key, value
+
+
+def set_dotted(raw: dict, key: str, value: Any) -> None:
+    node = raw
+    parts = key.split(".")
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            raise ConfigError(f"{'.'.join(parts[: i + 1])}: is a value, not a section; cannot set {key}")
+        node = child
+    node[parts[-1]] = value
+
+
+def from_dict(raw: dict) -> Config:
+    cfg = _build(Config, raw, "")
+    validate(cfg)
+    return cfg
+
+
+def to_dict(cfg: Any) -> Any:
+    """Plain dicts, lists and scalars (YAML- and torch.load(weights_only=True)-safe)."""
+    if dataclasses.is_dataclass(cfg):
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, (list, tuple)):
+        return [to_dict(v) for v in cfg]
+    if isinstance(cfg, dict):
+        return {k: to_dict(v) for k, v in cfg.items()}
+    return cfg
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(dump_config(cfg), encoding="utf-8")
+
+
+def replace(cfg: Config, overrides: typing.Sequence[str]) -> Config:
+    """A copy of `cfg` with `key=value` overrides applied and validated."""
+    raw = to_dict(cfg)
+    for item in overrides:
+        key, value = parse_override(item)
+        set_dotted(raw, key, value)
+    return from_dict(raw)
+
+
+def all_keys(cls: type = Config, prefix: str = "") -> list[str]:
+    """Every dotted key of the schema (used for suggestions and documentation)."""
+    keys = []
+    for f in dataclasses.fields(cls):
+        path = f"{prefix}{f.name}"
+        keys.append(path)
+        sub = _dataclass_of(_hints(cls)[f.name])
+        if sub is not None and sub is not TransformSpec:
+            keys.extend(all_keys(sub, path + "."))
+    return keys
+
+
+# ------------------------------------------------------------------------------------ typed conversion
+
+
+def _hints(cls: type) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def _dataclass_of(tp: Any) -> type | None:
+    return tp if dataclasses.is_dataclass(tp) else None
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin is typing.Union:
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _describe(inner[0]) + " or null"
+    if origin is tuple:
+        return f"a list of {_describe(typing.get_args(tp)[0])}"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a mapping"}.get(
+        tp, str(tp)
+    )
+
+
+def _fail(path: str, value: Any, allowed: str) -> typing.NoReturn:
+    raise ConfigError(f"{path}: invalid value {value!r}; expected {allowed}")
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        _fail(prefix.rstrip(".") or "config", raw, "a mapping")
+    hints = _hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            raise ConfigError(f"{prefix}{key}: unknown key{_suggest(str(key), names, prefix)}")
+    values = {}
+    for name in names:
+        if name in raw:
+            values[name] = _convert(hints[name], raw[name], f"{prefix}{name}")
+    return cls(**values)
+
+
+def _suggest(key: str, names: list[str], prefix: str) -> str:
+    """'; did you mean x?' with the closest valid name(s) here, or the same name in another section."""
+    scored = sorted(((difflib.SequenceMatcher(None, key, n).ratio(), n) for n in names), reverse=True)
+    best = scored[0][0] if scored else 0.0
+    close = [f"{prefix}{n}" for r, n in scored if r >= max(0.6, best - 0.05)]
+    if not close:
+        close = [k for k in all_keys() if k.rsplit(".", 1)[-1] == key]
+    if close:
+        return f"; did you mean {' or '.join(close[:3])}?"
+    return f"; valid keys here: {', '.join(names)}"
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        inner = [a for a in typing.get_args(tp) if a is not type(None)][0]
+        return _convert(inner, value, path)
+    if origin is Literal:
+        if value not in typing.get_args(tp) or isinstance(value, bool):
+            _fail(path, value, _describe(tp))
+        return value
+    if origin is tuple:
+        item_tp = typing.get_args(tp)[0]
+        if not isinstance(value, (list, tuple)):
+            _fail(path, value, _describe(tp))
+        return tuple(_convert(item_tp, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path + ".")
+    if tp is bool:
+        if not isinstance(value, bool):
+            _fail(path, value, "true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            _fail(path, value, "an integer")
+        return value
+    if tp is float:
+        # PyYAML reads 2e-4 (no dot) as a string; accept any string that is plainly a number.
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                _fail(path, value, "a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _fail(path, value, "a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            _fail(path, value, "a string")
+        return value
+    if tp is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            _fail(path, value, "a mapping")
+        return value
+    raise TypeError(f"unsupported config type {tp} at {path}")  # a schema bug, not a user error
+
+
+# ------------------------------------------------------------------------------------------ validation
+
+
+def _require(ok: bool, path: str, value: Any, allowed: str) -> None:
+    if not ok:
+        _fail(path, value, allowed)
+
+
+def validate(cfg: Config) -> None:
+    """Value checks beyond types, including those that span several keys."""
+    _require(bool(re.fullmatch(r"[A-Za-z0-9_.\-]+", cfg.name)) and cfg.name not in (".", ".."),
+             "name", cfg.name, "a run name of letters, digits, '_', '-', '.'")
+    _require(cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
+
+    d = cfg.data
+    for key in ("load_size", "crop_size", "batch_size"):
+        _require(getattr(d, key) >= 1, f"data.{key}", getattr(d, key), "an integer >= 1")
+    _require(d.num_workers >= 0, "data.num_workers", d.num_workers, "an integer >= 0")
+    if d.preprocess in ("resize_and_crop", "scale_width_and_crop"):
+        _require(d.crop_size <= d.load_size, "data.crop_size", d.crop_size,
+                 f"at most data.load_size ({d.load_size}) with preprocess {d.preprocess}")
+    if d.preprocess in ("scale_width", "none"):
+        _require(d.batch_size == 1, "data.batch_size", d.batch_size,
+                 f"1 with preprocess {d.preprocess} (image sizes differ, so they cannot be batched)")
+    for i, spec in enumerate(d.extra_transforms):
+        from gan.data import build_extra_transform  # lazy: albumentations is only needed here
+
+        try:
+            build_extra_transform(spec)
+        except GanError as e:
+            raise ConfigError(f"data.extra_transforms[{i}]: {e}") from None
+
+    m = cfg.model
+    for key in ("in_channels", "out_channels"):
+        _require(getattr(m, key) >= 1, f"model.{key}", getattr(m, key), "an integer >= 1")
+    _require(m.generator.ngf >= 1, "model.generator.ngf", m.generator.ngf, "an integer >= 1")
+    _require(m.generator.n_blocks >= 0, "model.generator.n_blocks", m.generator.n_blocks, "an integer >= 0")
+    _require(m.discriminator.ndf >= 1, "model.discriminator.ndf", m.discriminator.ndf, "an integer >= 1")
+    _require(m.discriminator.n_layers >= 1, "model.discriminator.n_layers", m.discriminator.n_layers,
+             "an integer >= 1")
+    _require(m.init.gain > 0, "model.init.gain", m.init.gain, "a number > 0")
+
+    lo = cfg.loss
+    for key in ("lambda_cycle", "lambda_identity", "lambda_content", "lambda_style"):
+        _require(getattr(lo, key) >= 0, f"loss.{key}", getattr(lo, key), "a number >= 0")
+    for key in ("content_layers", "style_layers"):
+        for i, layer in enumerate(getattr(lo.vgg, key)):
+            _require(layer in VGG_LAYERS, f"loss.vgg.{key}[{i}]", layer, "one of " + ", ".join(VGG_LAYERS))
+    if lo.lambda_content > 0:
+        _require(len(lo.vgg.content_layers) > 0, "loss.vgg.content_layers", [], "at least one layer")
+    if lo.lambda_style > 0:
+        _require(len(lo.vgg.style_layers) > 0, "loss.vgg.style_layers", [], "at least one layer")
+    if lo.lambda_content > 0 or lo.lambda_style > 0:
+        _require(m.in_channels == 3 and m.out_channels == 3, "loss.lambda_content", lo.lambda_content,
+                 "0 unless model.in_channels and out_channels are 3 (VGG19 takes RGB)")
+    if lo.lambda_identity > 0:
+        _require(m.in_channels == m.out_channels, "loss.lambda_identity", lo.lambda_identity,
+                 "0 when model.in_channels != model.out_channels (identity maps need equal channels)")
+
+    t = cfg.train
+    _require(t.epochs >= 0, "train.epochs", t.epochs, "an integer >= 0")
+    _require(t.epochs_decay >= 0, "train.epochs_decay", t.epochs_decay, "an integer >= 0")
+    if t.max_steps is None:
+        _require(t.epochs + t.epochs_decay >= 1, "train.epochs", t.epochs,
+                 "epochs + epochs_decay >= 1 (or set train.max_steps)")
+    else:
+        _require(t.max_steps >= 1, "train.max_steps", t.max_steps, "an integer >= 1 or null")
+    _require(t.lr > 0, "train.lr", t.lr, "a number > 0")
+    for key in ("beta1", "beta2"):
+        _require(0 <= getattr(t, key) < 1, f"train.{key}", getattr(t, key), "a number in [0, 1)")
+    _require(t.lr_step_epochs >= 1, "train.lr_step_epochs", t.lr_step_epochs, "an integer >= 1")
+    _require(0 < t.lr_gamma <= 1, "train.lr_gamma", t.lr_gamma, "a number in (0, 1]")
+    _require(t.pool_size >= 0, "train.pool_size", t.pool_size, "an integer >= 0")
+    _require(bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device)), "train.device", t.device,
+             "auto, cpu, cuda or cuda:N")
+    if t.device == "cpu":
+        _require(t.precision != "fp16", "train.precision", t.precision,
+                 "fp32 or bf16 on the CPU (fp16 needs CUDA)")
+    for key in ("log_every", "sample_every", "save_every"):
+        _require(getattr(t, key) >= 1, f"train.{key}", getattr(t, key), "an integer >= 1")
+    _require(t.keep_last >= 1, "train.keep_last", t.keep_last, "an integer >= 1")
+
+    e = cfg.eval
+    _require(e.every >= 0, "eval.every", e.every, "an integer >= 0 (0 = off)")
+    _require(e.num_images >= 1, "eval.num_images", e.num_images, "an integer >= 1")
+    choices = [f"{m}_{d}" for m in e.metrics for d in ("ab", "ba")]
+    _require(e.best in choices, "eval.best", e.best, "one of " + ", ".join(choices) + " (from eval.metrics)")

@@ -1,0 +1,369 @@
+"""From folders of image files to batches of tensors.
+
+    find_images(folder)          recursive, deterministic, hidden files skipped
+    load_image(path)             any common file -> uint8 RGB (H, W, 3); ImageDecodeError when it can't
+    build_transform(cfg.data)    albumentations pipeline for a preset + flip + extra transforms
+    UnpairedDataset / UnpairedSampler / build_loader    the reference's unpaired sampling, made resumable
+
+Randomness: every sample's choices (the B partner, both augmentations) come from a generator seeded with
+(seed, epoch, index), so batches are the same with any number of workers and a resumed run picks up at the
+same sample. Images are only ever read.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import logging
+import math
+import os
+import random
+import signal
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network check at import
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image, ImageOps  # noqa: E402
+from torch.utils.data import DataLoader, Dataset, Sampler  # noqa: E402
+
+from gan import GanError  # noqa: E402
+from gan.config import Config, DataConfig, TransformSpec  # noqa: E402
+
+log = logging.getLogger("gan")
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class ImageDecodeError(GanError):
+    """A file that is not a readable image; the message names the file and the reason."""
+
+
+# ------------------------------------------------------------------------------------------ discovery
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def find_images(folder: str | Path) -> list[Path]:
+    """Image files under `folder` (recursive, or the file itself), sorted, skipping hidden files/folders."""
+    folder = Path(folder)
+    if folder.is_file():
+        return [folder] if is_image_file(folder) else []
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            p = Path(dirpath) / name
+            if not name.startswith(".") and is_image_file(p):
+                found.append(p)
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+# ------------------------------------------------------------------------------------------- decoding
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Decode any common image file to uint8 RGB (H, W, 3): EXIF orientation applied; grayscale, palette,
+    CMYK and 16-bit converted; transparency composited on white. Raises ImageDecodeError."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)  # also forces a full decode (truncation shows here)
+            return _to_rgb(img)
+    except Image.DecompressionBombError as e:
+        raise ImageDecodeError(f"{path}: larger than the decompression-bomb limit "
+                               f"({2 * Image.MAX_IMAGE_PIXELS:,} pixels), refused: {e}") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        reason = "empty file" if path.is_file() and path.stat().st_size == 0 else str(e) or type(e).__name__
+        raise ImageDecodeError(f"{path}: cannot decode image: {reason}") from None
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img).astype(np.float64)
+        if mode == "F" and arr.size and arr.max() <= 1.0:
+            arr = arr * 255.0
+        elif mode.startswith("I;16") or (arr.size and arr.max() > 255):
+            arr = arr / 257.0  # 16-bit range -> 8-bit
+        gray = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info) or (
+            mode in ("RGB", "L") and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB")).copy()
+    return np.asarray(img.convert("RGB")).copy()
+
+
+def check_image(path: Path) -> str | None:
+    """None if `path` decodes, else the reason. JPEGs decode at 1/8 scale (libjpeg's draft mode), which
+    still reads the whole file, so truncation is found at a fraction of the cost."""
+    try:
+        with Image.open(path) as img:
+            if img.format == "JPEG":
+                img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
+            img.load()
+        return None
+    except Image.DecompressionBombError:
+        return f"larger than the decompression-bomb limit ({2 * Image.MAX_IMAGE_PIXELS:,} pixels)"
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        return "empty file" if path.stat().st_size == 0 else (str(e) or type(e).__name__)
+
+
+@dataclass
+class Domain:
+    """The usable images of one folder, and what was skipped (path, reason)."""
+
+    folder: Path
+    paths: list[Path]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def scan_domain(folder: str | Path, what: str = "domain") -> Domain:
+    """Find and check the images of a folder; warn once per unreadable file; fail clearly on none usable."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise GanError(f"{what}: folder not found: {folder}")
+    ok, skipped = [], []
+    for p in find_images(folder):
+        reason = check_image(p)
+        if reason is None:
+            ok.append(p)
+        else:
+            skipped.append((p, reason))
+            log.warning("skipping unreadable image %s: %s", p, reason)
+    if not ok:
+        others = sorted(p.name for p in folder.rglob("*") if p.is_file())
+        shown = ", ".join(others[:5]) + (f", ... ({len(others)} files)" if len(others) > 5 else "")
+        found = (f"{len(skipped)} unreadable image(s)" if skipped else "no image files") + (
+            f"; files there: {shown}" if others else "; the folder is empty")
+        raise GanError(f"{what}: no usable image in {folder} ({found}). "
+                       f"Expected {', '.join(IMAGE_EXTENSIONS)} files (searched recursively).")
+    return Domain(folder, ok, skipped)
+
+
+# ------------------------------------------------------------------------------ tensors <-> uint8
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, C) -> float32 (C, H, W) in [-1, 1]. The one place uint8 becomes a tensor."""
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(t: torch.Tensor) -> np.ndarray:
+    """float (C, H, W) in [-1, 1] -> uint8 (H, W, C). The one place a tensor becomes uint8."""
+    t = t.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return t.permute(1, 2, 0).cpu().numpy()
+
+
+# ------------------------------------------------------------------------------------- transforms
+
+
+def _upscale_to_min(img: np.ndarray, min_side: int, **_) -> np.ndarray:
+    """Upscale (keeping aspect) so both sides are >= min_side; images big enough pass untouched."""
+    h, w = img.shape[:2]
+    scale = min_side / min(h, w)
+    if scale <= 1:
+        return img
+    size = (max(min_side, round(w * scale)), max(min_side, round(h * scale)))
+    return cv2.resize(img, size, interpolation=cv2.INTER_CUBIC)
+
+
+def _scale_width(img: np.ndarray, width: int, min_height: int, **_) -> np.ndarray:
+    """The reference's scale_width: width -> `width`, height by aspect but at least `min_height`."""
+    h, w = img.shape[:2]
+    new_h = max(min_height, round(h * width / w))
+    if (w, h) == (width, new_h):
+        return img
+    return cv2.resize(img, (width, new_h), interpolation=cv2.INTER_CUBIC if width > w else cv2.INTER_AREA)
+
+
+def _lambda(fn, **kw) -> A.Lambda:
+    return A.Lambda(image=functools.partial(fn, **kw), p=1.0)
+
+
+def build_extra_transform(spec: TransformSpec) -> A.BasicTransform:
+    """An albumentations transform from its class name and parameters; GanError on unknown name/bad params."""
+    cls = getattr(A, spec.name, None)
+    if not (isinstance(cls, type) and issubclass(cls, A.BasicTransform)):
+        names = [n for n in dir(A) if isinstance(getattr(A, n), type) and issubclass(getattr(A, n), A.BasicTransform)]
+        close = difflib.get_close_matches(spec.name, names, n=3)
+        hint = f"; did you mean {' or '.join(close)}?" if close else " (see albumentations' list of transforms)"
+        raise GanError(f"unknown albumentations transform {spec.name!r}{hint}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # albumentations warns (not raises) on some unknown arguments
+            return cls(**spec.params)
+    except Exception as e:  # TypeError / pydantic ValidationError / ValueError / UserWarning
+        msg = " ".join(str(e).split())
+        raise GanError(f"{spec.name}({', '.join(f'{k}={v!r}' for k, v in spec.params.items())}): "
+                       f"invalid parameters: {msg[:400]}") from None
+
+
+def build_transform(cfg: DataConfig, train: bool = True) -> A.Compose:
+    """Preset geometry (+ horizontal flip and extra transforms when training), on uint8 RGB arrays."""
+    load, crop = cfg.load_size, cfg.crop_size
+    crop_op = A.RandomCrop(crop, crop) if train else A.CenterCrop(crop, crop)
+    ops: list = []
+    if cfg.preprocess == "resize_and_crop":
+        ops += [A.Resize(load, load, interpolation=cv2.INTER_CUBIC), crop_op]
+    elif cfg.preprocess == "crop":
+        ops += [_lambda(_upscale_to_min, min_side=crop), crop_op]
+    elif cfg.preprocess == "scale_width":
+        ops += [_lambda(_scale_width, width=load, min_height=crop)]
+    elif cfg.preprocess == "scale_width_and_crop":
+        ops += [_lambda(_scale_width, width=load, min_height=crop), _lambda(_upscale_to_min, min_side=crop), crop_op]
+    if cfg.preprocess in ("scale_width", "none"):
+        # The generator needs sizes divisible by 4; pad (reflect) rather than distort.
+        ops.append(A.PadIfNeeded(min_height=None, min_width=None, pad_height_divisor=4, pad_width_divisor=4,
+                                 border_mode=cv2.BORDER_REFLECT_101))
+    if train and cfg.flip:
+        ops.append(A.HorizontalFlip(p=0.5))
+    if train:
+        ops += [build_extra_transform(spec) for spec in cfg.extra_transforms]
+    return A.Compose(ops)
+
+
+# ----------------------------------------------------------------------------------- dataset/sampler
+
+
+class UnpairedDataset(Dataset):
+    """Unpaired A/B samples as in the reference: length max(|A|, |B|); item i takes A[i % |A|] and a random B
+    (B[i % |B|] with serial_batches). Indexed by (epoch, i) so every draw is a function of (seed, epoch, i)."""
+
+    def __init__(self, paths_a: list[Path], paths_b: list[Path], transform: A.Compose, seed: int = 0,
+                 serial_batches: bool = False):
+        self.paths_a, self.paths_b = list(paths_a), list(paths_b)
+        self.transform = transform
+        self.seed = seed
+        self.serial_batches = serial_batches
+        self._warned: set[Path] = set()
+
+    def __len__(self) -> int:
+        return max(len(self.paths_a), len(self.paths_b))
+
+    def __getitem__(self, key: tuple[int, int] | int) -> dict:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        rng = np.random.default_rng([self.seed, epoch, index])
+        ia = index % len(self.paths_a)
+        ib = index % len(self.paths_b) if self.serial_batches else int(rng.integers(len(self.paths_b)))
+        seed_a, seed_b = (int(s) for s in rng.integers(0, 2**31 - 1, size=2))
+        a, path_a = self._load(self.paths_a, ia)
+        b, path_b = self._load(self.paths_b, ib)
+        return {"A": self._augment(a, seed_a), "B": self._augment(b, seed_b), "A_path": str(path_a),
+                "B_path": str(path_b)}
+
+    def _augment(self, img: np.ndarray, seed: int) -> torch.Tensor:
+        self.transform.set_random_seed(seed)
+        return to_tensor(self.transform(image=img)["image"])
+
+    def _load(self, paths: list[Path], i: int) -> tuple[np.ndarray, Path]:
+        """The image at i, or (if it stopped decoding since the scan) the next one that decodes."""
+        for k in range(len(paths)):
+            path = paths[(i + k) % len(paths)]
+            try:
+                return load_image(path), path
+            except ImageDecodeError as e:
+                if path not in self._warned:
+                    self._warned.add(path)
+                    log.warning("skipping unreadable image %s", e)
+        raise GanError(f"no image of {paths[0].parent} decodes any more")
+
+
+class UnpairedSampler(Sampler):
+    """Yields (epoch, index) keys. Shuffled with a generator seeded by (seed + epoch), split across ranks
+    exactly like torch's DistributedSampler (padded to a multiple of world_size, rank::world_size), and able
+    to start mid-epoch: `set_epoch(e, start=k)` skips this rank's first k samples (resume)."""
+
+    def __init__(self, length: int, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1):
+        self.length, self.seed, self.shuffle = length, seed, shuffle
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def per_rank(self) -> int:
+        return math.ceil(self.length / self.world_size)
+
+    def __len__(self) -> int:
+        return max(0, self.per_rank() - self.start)
+
+    def __iter__(self):
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.length, generator=g).tolist()
+        else:
+            order = list(range(self.length))
+        total = self.per_rank() * self.world_size
+        order += (order * math.ceil(total / len(order)))[: total - len(order)]
+        for i in order[self.rank: total: self.world_size][self.start:]:
+            yield (self.epoch, i)
+
+
+def _seed_worker(worker_id: int) -> None:
+    # Per-sample RNGs make batches independent of workers; this seeds anything else (numpy, random) per
+    # worker, keeps OpenCV from spawning threads inside each worker, and leaves Ctrl-C to the main process
+    # (which finishes its step and saves a checkpoint: workers must still be alive for that).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+    cv2.setNumThreads(0)
+
+
+@dataclass
+class TrainData:
+    loader: DataLoader
+    sampler: UnpairedSampler
+    domain_a: Domain
+    domain_b: Domain
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.sampler.per_rank() // self.loader.batch_size
+
+    def set_position(self, epoch: int, step_in_epoch: int) -> None:
+        self.sampler.set_epoch(epoch, start=step_in_epoch * self.loader.batch_size)
+
+
+def domain_dir(cfg: DataConfig, split: str) -> Path:
+    """data.root / data.<split> (an absolute data.<split> stands on its own)."""
+    return Path(cfg.root) / getattr(cfg, split)
+
+
+def ensure_sample_dataset(cfg: DataConfig) -> None:
+    """Build the embedded sample dataset on first use when the config points at datasets/sample."""
+    root = Path(cfg.root)
+    if root.parts[-2:] == ("datasets", "sample") and not (root / cfg.train_a).exists():
+        from gan.sample import build_sample_dataset
+
+        build_sample_dataset(root)
+
+
+def build_train_data(cfg: Config, rank: int = 0, world_size: int = 1, device: torch.device | None = None) -> TrainData:
+    d = cfg.data
+    ensure_sample_dataset(d)
+    domain_a = scan_domain(domain_dir(d, "train_a"), "data.train_a")
+    domain_b = scan_domain(domain_dir(d, "train_b"), "data.train_b")
+    dataset = UnpairedDataset(domain_a.paths, domain_b.paths, build_transform(d, train=True), cfg.seed,
+                              d.serial_batches)
+    sampler = UnpairedSampler(len(dataset), cfg.seed, shuffle=not d.serial_batches, rank=rank,
+                              world_size=world_size)
+    if sampler.per_rank() < d.batch_size:
+        raise GanError(f"data.batch_size={d.batch_size} x {world_size} process(es) needs at least "
+                       f"{d.batch_size * world_size} images per domain; the larger domain has {len(dataset)}")
+    loader = DataLoader(
+        dataset, batch_size=d.batch_size, sampler=sampler, num_workers=d.num_workers,
+        pin_memory=device is not None and device.type == "cuda", drop_last=True,
+        persistent_workers=d.num_workers > 0, worker_init_fn=_seed_worker,
+    )
+    return TrainData(loader, sampler, domain_a, domain_b)

@@ -1,0 +1,130 @@
+from pathlib import Path
+
+import pytest
+
+from gan.config import Config, ConfigError, dump_config, load_config, replace, save_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_are_the_reference_recipe():
+    cfg = load_config(None)
+    assert cfg.data.load_size == 286 and cfg.data.crop_size == 256
+    assert cfg.model.generator.ngf == 64 and cfg.model.generator.n_blocks == 9
+    assert cfg.train.lr == 0.0002 and cfg.train.beta1 == 0.5 and cfg.train.pool_size == 50
+    assert cfg.loss.lambda_cycle == 10.0 and cfg.loss.lambda_identity == 0.5
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_config_file_loads_and_round_trips(path, tmp_path):
+    if path.name.startswith("sweep"):
+        pytest.skip("W&B sweep definition, not a run config")  # validated in test_tracking
+    cfg = load_config(path)
+    out = tmp_path / "saved.yaml"
+    save_config(cfg, out)
+    assert load_config(out) == cfg
+
+
+def test_photo2monet_matches_the_paper():
+    cfg = load_config(ROOT / "configs/photo2monet.yaml")
+    assert (cfg.data.load_size, cfg.data.crop_size, cfg.data.batch_size) == (286, 256, 1)
+    assert (cfg.model.generator.ngf, cfg.model.discriminator.ndf, cfg.model.generator.n_blocks) == (64, 64, 9)
+    assert (cfg.train.epochs, cfg.train.epochs_decay, cfg.train.lr_policy) == (100, 100, "linear")
+    assert (cfg.loss.lambda_cycle, cfg.loss.lambda_identity, cfg.train.pool_size) == (10.0, 0.5, 50)
+
+
+def test_hybrid_config_turns_on_vgg_terms():
+    cfg = load_config(ROOT / "configs/hybrid_vgg.yaml")
+    assert cfg.loss.lambda_content > 0 and cfg.loss.lambda_style > 0
+
+
+def test_overrides_are_parsed_as_yaml():
+    cfg = load_config(None, ["train.lr=1e-4", "data.batch_size=4", "data.preprocess=crop",
+                             "tracking.wandb.tags=[a, b]", "train.max_steps=null", "data.flip=false"])
+    assert cfg.train.lr == 1e-4 and cfg.data.batch_size == 4 and cfg.tracking.wandb.tags == ("a", "b")
+    assert cfg.train.max_steps is None and cfg.data.flip is False
+
+
+def test_round_trip_with_overrides(tmp_path):
+    cfg = load_config(None, ["train.lr=3e-4", "data.extra_transforms=[{name: ColorJitter, params: {brightness: 0.1}}]"])
+    save_config(cfg, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml") == cfg
+    assert replace(cfg, []) == cfg
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.lrr=0.1", "train.lrr: unknown key; did you mean train.lr?"),
+    ("model.generator.nfg=8", "model.generator.nfg: unknown key; did you mean model.generator.ngf?"),
+    ("trian.lr=0.1", "trian: unknown key; did you mean train?"),
+    ("train.lr=-1", "train.lr: invalid value -1.0; expected a number > 0"),
+    ("train.lr=fast", "train.lr: invalid value 'fast'; expected a number"),
+    ("data.batch_size=2.5", "data.batch_size: invalid value 2.5; expected an integer"),
+    ("data.flip=maybe", "data.flip: invalid value 'maybe'; expected true or false"),
+    ("loss.gan_mode=wgan", "loss.gan_mode: invalid value 'wgan'; expected one of 'lsgan', 'vanilla', 'hinge'"),
+    ("data.crop_size=300", "data.crop_size: invalid value 300; expected at most data.load_size (286)"),
+    ("train.precision=fp16", None),  # fine on auto/cuda
+    ("model.generator.upsample=bilinear", "model.generator.upsample: invalid value 'bilinear'"),
+    ("loss.vgg.style_layers=[relu9_9]", "loss.vgg.style_layers[0]: invalid value 'relu9_9'"),
+    ("eval.best=fid_ab", "eval.best: invalid value 'fid_ab'; expected one of kid_ab, kid_ba"),
+    ("train.device=gpu", "train.device: invalid value 'gpu'; expected auto, cpu, cuda or cuda:N"),
+    ("lr", "override 'lr': expected key=value"),
+])
+def test_bad_values_name_path_value_and_allowed(override, message):
+    if message is None:
+        load_config(None, [override])
+        return
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [override])
+    assert message in str(e.value)
+
+
+def test_fp16_on_cpu_is_refused():
+    with pytest.raises(ConfigError, match=r"train.precision: invalid value 'fp16'; expected fp32 or bf16 on the CPU"):
+        load_config(None, ["train.device=cpu", "train.precision=fp16"])
+
+
+def test_unknown_key_in_file_and_nested(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("data:\n  root: x\n  crop_sise: 3\n")
+    with pytest.raises(ConfigError, match=r"data.crop_sise: unknown key; did you mean data.crop_size\?"):
+        load_config(p)
+
+
+def test_missing_file_and_malformed_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found: .*nope.yaml"):
+        load_config(tmp_path / "nope.yaml")
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: x\ntrain:\n  lr: [1, 2\n  epochs: 3\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert "bad.yaml, line 4" in str(e.value) and "malformed YAML" in str(e.value)
+
+
+def test_top_level_must_be_mapping(tmp_path):
+    p = tmp_path / "list.yaml"
+    p.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(p)
+
+
+def test_section_given_a_scalar():
+    with pytest.raises(ConfigError, match="train: invalid value 3; expected a mapping"):
+        load_config(None, ["train=3"])
+
+
+def test_extra_transforms_checked_at_load():
+    with pytest.raises(ConfigError, match=r"data.extra_transforms\[0\]: unknown albumentations transform "
+                                          r"'ColourJitter'; did you mean ColorJitter"):
+        load_config(None, ["data.extra_transforms=[{name: ColourJitter}]"])
+    with pytest.raises(ConfigError, match=r"data.extra_transforms\[0\]: ColorJitter\(brightness='lots'\): invalid"):
+        load_config(None, ["data.extra_transforms=[{name: ColorJitter, params: {brightness: lots}}]"])
+
+
+def test_batching_needs_equal_sizes():
+    with pytest.raises(ConfigError, match="data.batch_size: invalid value 4; expected 1 with preprocess none"):
+        load_config(None, ["data.preprocess=none", "data.batch_size=4"])
+
+
+def test_dump_is_plain_yaml():
+    text = dump_config(Config())
+    assert "!!python" not in text and "photo2monet" in text
