@@ -1,0 +1,184 @@
+"""Pure loss functions, and the frozen VGG19 feature extractor for the hybrid (style-transfer) terms.
+
+Notation: D(x) is a discriminator's raw output (a map of patch logits), G a generator, x in domain A,
+y in domain B. Losses are computed in fp32 even under autocast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gan import GanError
+from gan.config import VGG_LAYERS
+
+
+def gan_loss(pred: torch.Tensor, target_is_real: bool, mode: str) -> torch.Tensor:
+    """Adversarial loss of predictions against the real/fake label.
+
+    lsgan   (Mao et al. 2017):   mean((D - t)^2),                 t = 1 real, 0 fake
+    vanilla (Goodfellow 2014):   BCEWithLogits(D, t)
+    hinge   (Lim & Ye 2017):     real: mean(relu(1 - D)); fake: mean(relu(1 + D))  (discriminator side)
+    """
+    pred = pred.float()
+    if mode == "lsgan":
+        return F.mse_loss(pred, torch.full_like(pred, 1.0 if target_is_real else 0.0))
+    if mode == "vanilla":
+        return F.binary_cross_entropy_with_logits(pred, torch.full_like(pred, 1.0 if target_is_real else 0.0))
+    if mode == "hinge":
+        return F.relu(1.0 - pred).mean() if target_is_real else F.relu(1.0 + pred).mean()
+    raise ValueError(f"unknown gan_mode {mode!r}")
+
+
+def generator_adv_loss(fake_pred: torch.Tensor, mode: str) -> torch.Tensor:
+    """The generator wants D(G(x)) judged real: lsgan mean((D(G(x)) - 1)^2); vanilla BCE(D(G(x)), 1);
+    hinge -mean(D(G(x)))."""
+    if mode == "hinge":
+        return -fake_pred.float().mean()
+    return gan_loss(fake_pred, True, mode)
+
+
+def discriminator_loss(real_pred: torch.Tensor, fake_pred: torch.Tensor, mode: str) -> torch.Tensor:
+    """L_D = 0.5 * (loss(D(y), real) + loss(D(G(x)), fake)); halved as in the paper, to slow D relative to G."""
+    return 0.5 * (gan_loss(real_pred, True, mode) + gan_loss(fake_pred, False, mode))
+
+
+def cycle_loss(rec: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """L_cyc = ||F(G(x)) - x||_1 (mean absolute error); the caller multiplies by lambda_cycle."""
+    return F.l1_loss(rec.float(), real.float())
+
+
+def identity_loss(idt: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """L_idt = ||G(y) - y||_1; weighted by lambda_identity * lambda_cycle, the reference convention."""
+    return F.l1_loss(idt.float(), real.float())
+
+
+def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
+    """G = F F^T / (c*h*w) for features (n, c, h, w) -> (n, c, c) (Gatys et al. 2016; normalised as in
+    pytorch/examples fast_neural_style)."""
+    n, c, h, w = feat.shape
+    f = feat.float().reshape(n, c, h * w)
+    return f @ f.transpose(1, 2) / (c * h * w)
+
+
+def content_loss(feats: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> torch.Tensor:
+    """L_content = sum over layers l of mean((phi_l(G(x)) - phi_l(x))^2); target features are constants."""
+    return sum(F.mse_loss(feats[k].float(), target[k].detach().float()) for k in target)
+
+
+def style_loss(feats: dict[str, torch.Tensor], target_grams: dict[str, torch.Tensor]) -> torch.Tensor:
+    """L_style = sum over layers l of mean((Gram(phi_l(G(x))) - Gram_l(style))^2). Target grams of shape
+    (1, c, c) or (n, c, c) are averaged over their batch so any number of style images works."""
+    total = 0.0
+    for k, g_target in target_grams.items():
+        g = gram_matrix(feats[k])
+        total = total + F.mse_loss(g, g_target.detach().float().mean(0, keepdim=True).expand_as(g))
+    return total
+
+
+# ------------------------------------------------------------------------------------------------ VGG
+
+_VGG_INDEX = {}  # relu name -> index in torchvision's vgg19().features
+_block, _conv, _i = 1, 0, 0
+for _n in (2, 2, 4, 4, 4):
+    for _conv in range(1, _n + 1):
+        _VGG_INDEX[f"relu{_block}_{_conv}"] = _i + 1  # conv at _i, its ReLU at _i + 1
+        _i += 2
+    _i += 1  # max pool
+    _block += 1
+assert tuple(_VGG_INDEX) == VGG_LAYERS and _VGG_INDEX["relu4_2"] == 22 and _VGG_INDEX["relu5_1"] == 29
+
+VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's file name for VGG19_Weights.IMAGENET1K_V1
+
+
+def _hub_dir() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+class VGGFeatures(nn.Module):
+    """Frozen VGG19 (Simonyan & Zisserman 2015) returning named ReLU activations for [-1, 1] images.
+
+    `weights`: "imagenet" (torchvision's IMAGENET1K_V1, downloaded once into TORCH_HOME), a path to a local
+    vgg19 state_dict, or "none" (random weights: tests only). Always eval, never trainable.
+    """
+
+    def __init__(self, layers: list[str] | tuple[str, ...], weights: str = "imagenet"):
+        super().__init__()
+        self.layers = tuple(dict.fromkeys(layers))
+        last = max(_VGG_INDEX[name] for name in self.layers)
+        features = _vgg19_features()[: last + 1]
+        _load_vgg_weights(features, weights)
+        self.features = features
+        self.names = {idx: name for name, idx in _VGG_INDEX.items() if name in self.layers}
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> "VGGFeatures":
+        return super().train(False)  # frozen: always eval
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        # [-1, 1] -> [0, 1] -> ImageNet normalisation; out-of-place so the caller's tensor is untouched.
+        x = ((x + 1) * 0.5 - self.mean) / self.std
+        out = {}
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self.names:
+                out[self.names[i]] = x
+        return out
+
+
+def _vgg19_features() -> nn.Sequential:
+    """torchvision's vgg19().features layout (config "E"), without building the 120M-parameter classifier."""
+    layers: list[nn.Module] = []
+    c_in = 3
+    for v in (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"):
+        if v == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(c_in, v, 3, padding=1), nn.ReLU(inplace=False)]
+            c_in = v
+    return nn.Sequential(*layers)
+
+
+def _load_vgg_weights(features: nn.Sequential, weights: str) -> None:
+    """Load the first len(features) layers of vgg19().features from torchvision or a local state_dict."""
+    if weights == "none":
+        return
+    if weights == "imagenet":
+        from torchvision.models import VGG19_Weights
+
+        try:
+            state = VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=True, check_hash=False)
+        except Exception as e:  # URLError, socket errors, HTTP errors: all mean "could not fetch"
+            raise GanError(
+                f"could not load the VGG19 ImageNet weights ({type(e).__name__}: {e}). Without internet, "
+                f"download {VGG19_Weights.IMAGENET1K_V1.url} elsewhere and either place it at "
+                f"{_hub_dir() / VGG19_FILE} (TORCH_HOME={os.environ.get('TORCH_HOME', 'unset')}) or set "
+                f"loss.vgg.weights=/path/to/{VGG19_FILE}"
+            ) from None
+    else:
+        path = Path(weights)
+        if not path.is_file():
+            raise GanError(f"loss.vgg.weights: file not found: {path} (expected a torchvision vgg19 state_dict "
+                           f"such as {VGG19_FILE}; or use 'imagenet')")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise GanError(f"loss.vgg.weights: cannot read {path} as a state_dict: {e}") from None
+    if not isinstance(state, dict):
+        raise GanError(f"VGG19 weights {weights}: expected a state_dict, got {type(state).__name__}")
+    wanted = set(features.state_dict())
+    # torchvision's keys are features.<i>.weight/bias; accept them with or without the prefix.
+    sub = {k.removeprefix("features."): v for k, v in state.items()}
+    sub = {k: v for k, v in sub.items() if k in wanted}
+    missing = sorted(wanted - set(sub))
+    if missing:
+        raise GanError(f"VGG19 weights {weights}: missing feature layers {missing[:3]} (expected torchvision's "
+                       f"vgg19 state_dict, such as {VGG19_FILE})")
+    features.load_state_dict(sub)

@@ -1,0 +1,228 @@
+"""ResNet generator, PatchGAN discriminator, weight init, and loading of reference CycleGAN generators.
+
+The generator keeps the exact module layout of junyanz/pytorch-CycleGAN-and-pix2pix's ResnetGenerator
+(one `nn.Sequential` called `model`, residual blocks with a `conv_block`), so the reference's pretrained
+zoo loads key for key. Indices with `upsample="transpose"` and no dropout (9 blocks):
+
+    model.0  ReflectionPad2d(3)     model.1  Conv 7x7 in->ngf       model.2-3  norm, ReLU
+    model.4  Conv 3x3 s2 ngf->2ngf  model.7  Conv 3x3 s2 2ngf->4ngf
+    model.10 .. model.18  ResnetBlock(4ngf): conv_block.1 and conv_block.5 are the convs
+    model.19, model.22  ConvTranspose 3x3 s2 (output_padding 1)   model.26  Conv 7x7 ngf->out, then tanh
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gan import GanError
+from gan.config import DiscriminatorConfig, GeneratorConfig, InitConfig, ModelConfig
+
+
+def norm_layer(kind: str) -> type[nn.Module] | functools.partial | None:
+    """instance: affine off and no running statistics (as the reference); batch: affine; none: identity."""
+    if kind == "instance":
+        return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+    if kind == "batch":
+        return functools.partial(nn.BatchNorm2d, affine=True)
+    if kind == "none":
+        return None
+    raise ValueError(f"unknown norm {kind!r}")
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    layer = norm_layer(kind)
+    return nn.Identity() if layer is None else layer(channels)
+
+
+class ResnetBlock(nn.Module):
+    """x + conv_block(x), conv_block = pad, conv3x3, norm, ReLU, [dropout 0.5], pad, conv3x3, norm."""
+
+    def __init__(self, dim: int, norm: str, dropout: bool, use_bias: bool):
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), _norm(norm, dim), nn.ReLU(True),
+        ]
+        if dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), _norm(norm, dim)]
+        self.conv_block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """The CycleGAN generator (Johnson et al. 2016 as used by Zhu et al. 2017): c7s1-ngf, d2ngf, d4ngf,
+    n_blocks x R4ngf, u2ngf, ungf, c7s1-out, tanh.
+
+    Any input size works: height and width are reflect-padded up to a multiple of 4 (the two stride-2
+    stages) and the output is cropped back, so output size == input size.
+    """
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
+                 norm: str = "instance", dropout: bool = False, upsample: str = "transpose"):
+        super().__init__()
+        # As in the reference: batch norm has its own shift, so convs before it need no bias.
+        use_bias = norm != "batch"
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, bias=use_bias), _norm(norm, ngf), nn.ReLU(True),
+        ]
+        for i in range(2):  # downsampling
+            c = ngf * 2**i
+            layers += [nn.Conv2d(c, c * 2, 3, stride=2, padding=1, bias=use_bias), _norm(norm, c * 2), nn.ReLU(True)]
+        for _ in range(n_blocks):
+            layers.append(ResnetBlock(ngf * 4, norm, dropout, use_bias))
+        for i in range(2):  # upsampling
+            c = ngf * 2 ** (2 - i)
+            if upsample == "transpose":
+                layers.append(nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=use_bias))
+            elif upsample == "resize_conv":
+                # Odena et al. 2016: nearest resize + conv has no uneven kernel overlap, so no checkerboard.
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),
+                           nn.Conv2d(c, c // 2, 3, bias=use_bias)]
+            else:
+                raise ValueError(f"unknown upsample {upsample!r}")
+            layers += [_norm(norm, c // 2), nn.ReLU(True)]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = pad_to_multiple(x, 4, minimum=8)
+        return self.model(x)[..., :h, :w]
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 1) -> torch.Tensor:
+    """Pad bottom/right so H and W are multiples of `multiple` and at least `minimum` (reflect where the
+    image is large enough for it, replicate otherwise)."""
+    h, w = x.shape[-2:]
+    th = max(-(-h // multiple) * multiple, minimum)
+    tw = max(-(-w // multiple) * multiple, minimum)
+    ph, pw = th - h, tw - w
+    if ph == 0 and pw == 0:
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN (Isola et al. 2017): C64-C128-C256-C512 with 4x4 convs, LeakyReLU 0.2, no norm on the first
+    layer, one logit per overlapping patch. n_layers=3 gives the 70x70 receptive field."""
+
+    def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance",
+                 spectral_norm: bool = False):
+        super().__init__()
+        use_bias = norm != "batch"
+        sn = torch.nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
+        layers: list[nn.Module] = [sn(nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1)), nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, n_layers + 1):
+            prev, mult = mult, min(2**n, 8)
+            stride = 2 if n < n_layers else 1
+            layers += [
+                sn(nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1, bias=use_bias)),
+                _norm(norm, ndf * mult),
+                nn.LeakyReLU(0.2, True),
+            ]
+        layers.append(sn(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1)))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def init_weights(net: nn.Module, cfg: InitConfig) -> nn.Module:
+    """Conv/linear weights from N(0, gain) | xavier | kaiming | orthogonal, biases 0; norm weights N(1, gain)."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            # Spectral norm keeps the raw weight in parametrizations.weight.original.
+            w = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+            if cfg.type == "normal":
+                nn.init.normal_(w, 0.0, cfg.gain)
+            elif cfg.type == "xavier":
+                nn.init.xavier_normal_(w, gain=cfg.gain)
+            elif cfg.type == "kaiming":
+                nn.init.kaiming_normal_(w, a=0, mode="fan_in")
+            elif cfg.type == "orthogonal":
+                nn.init.orthogonal_(w, gain=cfg.gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, cfg.gain)
+            nn.init.zeros_(m.bias)
+    return net
+
+
+def build_generator(cfg: ModelConfig, in_channels: int | None = None, out_channels: int | None = None,
+                    init: bool = True) -> ResnetGenerator:
+    g: GeneratorConfig = cfg.generator
+    net = ResnetGenerator(in_channels or cfg.in_channels, out_channels or cfg.out_channels, g.ngf, g.n_blocks,
+                          g.norm, g.dropout, g.upsample)
+    return init_weights(net, cfg.init) if init else net
+
+
+def build_discriminator(cfg: ModelConfig, in_channels: int, init: bool = True) -> PatchDiscriminator:
+    d: DiscriminatorConfig = cfg.discriminator
+    net = PatchDiscriminator(in_channels, d.ndf, d.n_layers, d.norm, d.spectral_norm)
+    return init_weights(net, cfg.init) if init else net
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+# ------------------------------------------------------------------------ reference zoo compatibility
+
+_REF_STATS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def is_reference_state_dict(sd: dict) -> bool:
+    """True for a plain ResnetGenerator state_dict from junyanz/pytorch-CycleGAN-and-pix2pix."""
+    return (isinstance(sd, dict) and "model.1.weight" in sd
+            and any(k.startswith("model.") and ".conv_block." in k for k in sd)
+            and all(isinstance(v, torch.Tensor) for v in sd.values()))
+
+
+def clean_reference_state_dict(sd: dict) -> dict:
+    """Drop the InstanceNorm running-stat keys old reference files carry (the nets never used them) and a
+    DataParallel `module.` prefix."""
+    out = {}
+    for k, v in sd.items():
+        k = k[len("module."):] if k.startswith("module.") else k
+        if k.rsplit(".", 1)[-1] in _REF_STATS:
+            continue
+        out[k] = v
+    return out
+
+
+def _reference_arch(sd: dict) -> tuple[GeneratorConfig, int, int]:
+    first = sd["model.1.weight"]  # (ngf, in, 7, 7)
+    ngf, in_channels = first.shape[0], first.shape[1]
+    blocks = {int(k.split(".")[1]) for k in sd if ".conv_block." in k}
+    dropout = any(k.endswith("conv_block.6.weight") for k in sd)
+    last = max(int(k.split(".")[1]) for k in sd if k.endswith(".weight"))
+    out_channels = sd[f"model.{last}.weight"].shape[0]
+    # Batch-norm reference nets have no conv biases; instance-norm ones do.
+    norm = "instance" if "model.1.bias" in sd else "batch"
+    return GeneratorConfig(ngf=ngf, n_blocks=len(blocks), norm=norm, dropout=dropout), in_channels, out_channels
+
+
+def load_reference_generator(sd: dict) -> tuple[ResnetGenerator, GeneratorConfig]:
+    """Build our generator from a reference state_dict (architecture from the keys) and load it strictly."""
+    sd = clean_reference_state_dict(sd)
+    if not is_reference_state_dict(sd):
+        raise GanError("not a reference CycleGAN ResnetGenerator state_dict (no model.1.weight / conv_block keys)")
+    gcfg, in_channels, out_channels = _reference_arch(sd)
+    net = ResnetGenerator(in_channels, out_channels, gcfg.ngf, gcfg.n_blocks, gcfg.norm, gcfg.dropout)
+    if gcfg.norm == "batch":
+        # Batch-norm reference nets keep running stats; they belong in the module, not dropped.
+        raise GanError("reference generators with batch norm are not supported (only instance norm)")
+    missing, unexpected = net.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise GanError(f"reference generator does not match the inferred architecture (ngf {gcfg.ngf}, "
+                       f"{gcfg.n_blocks} blocks): missing {missing[:4]}, unexpected {unexpected[:4]}")
+    return net, gcfg

@@ -1,0 +1,181 @@
+import pytest
+import torch
+
+from gan import GanError, losses
+from gan.config import load_config
+from gan.cyclegan import build_cyclegan
+from gan.image_pool import ImagePool
+
+
+def test_lsgan():
+    pred = torch.tensor([[0.5, 1.0], [0.0, 2.0]])
+    assert losses.gan_loss(pred, True, "lsgan").item() == pytest.approx((0.25 + 0 + 1 + 1) / 4)
+    assert losses.gan_loss(pred, False, "lsgan").item() == pytest.approx((0.25 + 1 + 0 + 4) / 4)
+    assert losses.generator_adv_loss(pred, "lsgan").item() == pytest.approx((0.25 + 0 + 1 + 1) / 4)
+
+
+def test_vanilla_is_bce_with_logits():
+    pred = torch.tensor([0.0, 2.0])
+    expected_real = -torch.log(torch.sigmoid(pred)).mean()
+    expected_fake = -torch.log(1 - torch.sigmoid(pred)).mean()
+    assert losses.gan_loss(pred, True, "vanilla").item() == pytest.approx(expected_real.item(), rel=1e-5)
+    assert losses.gan_loss(pred, False, "vanilla").item() == pytest.approx(expected_fake.item(), rel=1e-5)
+
+
+def test_hinge():
+    pred = torch.tensor([-2.0, 0.5, 3.0])
+    assert losses.gan_loss(pred, True, "hinge").item() == pytest.approx((3 + 0.5 + 0) / 3)
+    assert losses.gan_loss(pred, False, "hinge").item() == pytest.approx((0 + 1.5 + 4) / 3)
+    assert losses.generator_adv_loss(pred, "hinge").item() == pytest.approx(-0.5)
+
+
+def test_discriminator_loss_is_halved():
+    real, fake = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    # lsgan: real part (0 + 1)/2 = 0.5, fake part (0 + 1)/2 = 0.5 -> 0.5 * 1.0
+    assert losses.discriminator_loss(real, fake, "lsgan").item() == pytest.approx(0.5)
+
+
+def test_cycle_and_identity_are_mean_l1():
+    a, b = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)
+    assert losses.cycle_loss(a, b).item() == pytest.approx(0.5)
+    assert losses.identity_loss(b, a).item() == pytest.approx(0.5)
+
+
+def test_gram_matrix_by_hand():
+    f = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 2, 1, 2)  # c=2, h=1, w=2
+    g = losses.gram_matrix(f)
+    expected = torch.tensor([[1 + 4, 3 + 8], [3 + 8, 9 + 16]], dtype=torch.float32) / (2 * 1 * 2)
+    assert torch.allclose(g[0], expected)
+
+
+def test_content_and_style_losses_zero_on_identical_features():
+    f = {"relu1_1": torch.rand(2, 4, 5, 5)}
+    assert losses.content_loss(f, f).item() == 0
+    grams = {"relu1_1": losses.gram_matrix(f["relu1_1"])}
+    assert losses.style_loss({"relu1_1": f["relu1_1"][:1].expand(2, -1, -1, -1)}, {"relu1_1": grams["relu1_1"][:1]}).item() == 0
+    assert losses.style_loss(f, {"relu1_1": torch.zeros(1, 4, 4)}).item() > 0
+
+
+def test_vgg_features_without_weights():
+    vgg = losses.VGGFeatures(["relu1_1", "relu4_2"], weights="none")
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    x0 = x.clone()
+    feats = vgg(x)
+    assert set(feats) == {"relu1_1", "relu4_2"}
+    assert feats["relu1_1"].shape == (1, 64, 32, 32) and feats["relu4_2"].shape == (1, 512, 4, 4)
+    assert torch.equal(x, x0)  # input untouched (no in-place normalisation)
+    assert not any(p.requires_grad for p in vgg.parameters())
+    vgg.train()
+    assert not vgg.training
+    assert len(vgg.features) == 23  # built only up to relu4_2
+
+
+def test_vgg_local_weights_file(tmp_path):
+    sd = {"features.0.weight": torch.randn(64, 3, 3, 3), "features.0.bias": torch.randn(64),
+          "classifier.0.weight": torch.zeros(1)}  # the rest of a vgg19 file is not needed for relu1_1
+    path = tmp_path / "vgg19.pth"
+    torch.save(sd, path)
+    vgg = losses.VGGFeatures(["relu1_1"], weights=str(path))
+    assert torch.equal(vgg.features[0].weight, sd["features.0.weight"])
+    with pytest.raises(GanError, match=r"missing feature layers \['10.bias'"):
+        losses.VGGFeatures(["relu3_1"], weights=str(path))
+    with pytest.raises(GanError, match="loss.vgg.weights: file not found"):
+        losses.VGGFeatures(["relu1_1"], weights=str(tmp_path / "missing.pth"))
+
+
+def test_vgg_offline_error_names_file(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    from torchvision.models import VGG19_Weights
+
+    def offline(*a, **k):
+        raise OSError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(VGG19_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline)
+    with pytest.raises(GanError) as e:
+        losses.VGGFeatures(["relu1_1"], weights="imagenet")
+    msg = str(e.value)
+    assert "vgg19-dcbb9e9d.pth" in msg and str(tmp_path) in msg and "loss.vgg.weights" in msg
+
+
+# ------------------------------------------------------------------------------------------ CycleGAN
+
+TINY = ["model.generator.ngf=4", "model.generator.n_blocks=1", "model.discriminator.ndf=4",
+        "model.discriminator.n_layers=2"]
+
+
+def test_cyclegan_terms_and_shapes():
+    cfg = load_config(None, TINY)
+    m = build_cyclegan(cfg)
+    assert m.vgg is None  # both VGG weights 0: no VGG at all
+    a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    total, terms, images = m.generator_loss(a, b)
+    assert set(terms) == {"adv_ab", "adv_ba", "cycle_a", "cycle_b", "idt_a", "idt_b"}
+    assert torch.isclose(total, sum(terms.values()))
+    assert images["fake_b"].shape == a.shape and images["rec_a"].shape == a.shape
+    loss_d, terms_d = m.discriminator_loss(a, b, images["fake_a"], images["fake_b"])
+    assert set(terms_d) == {"d_a", "d_b"} and torch.isclose(loss_d, terms_d["d_a"] + terms_d["d_b"])
+    assert torch.equal(m.translate(a, "AtoB"), m.g_ab(a))
+    with pytest.raises(ValueError):
+        m.translate(a, "sideways")
+
+
+def test_identity_weight_follows_reference_convention():
+    cfg = load_config(None, TINY + ["loss.lambda_identity=0.5", "loss.lambda_cycle=10"])
+    m = build_cyclegan(cfg)
+    a, b = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    torch.manual_seed(0)
+    _, terms, _ = m.generator_loss(a, b)
+    with torch.no_grad():
+        raw = losses.identity_loss(m.g_ba(a), a)
+    assert terms["idt_a"].item() == pytest.approx(5.0 * raw.item(), rel=1e-5)
+    _, terms0, _ = build_cyclegan(load_config(None, TINY + ["loss.lambda_identity=0"])).generator_loss(a, b)
+    assert "idt_a" not in terms0
+
+
+def test_hybrid_terms_with_random_vgg(tmp_path):
+    cfg = load_config(None, TINY + ["loss.lambda_content=1", "loss.lambda_style=10"])
+    m = build_cyclegan(cfg, vgg_weights="none")
+    assert m.vgg is not None
+    a, b = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+    total, terms, _ = m.generator_loss(a, b)
+    assert {"content_ab", "content_ba", "style_ab", "style_ba"} <= set(terms)
+    total.backward()
+    assert m.g_ab.model[1].weight.grad is not None
+    assert not any(p.grad is not None for p in m.vgg.parameters())
+    # Fixed style images: their grams replace the B batch's.
+    fixed = build_cyclegan(cfg, style_images_b=torch.zeros(2, 3, 32, 32), vgg_weights="none")
+    _, terms_fixed, _ = fixed.generator_loss(a, b)
+    assert terms_fixed["style_ab"].item() != pytest.approx(terms["style_ab"].item())
+
+
+# ----------------------------------------------------------------------------------------- ImagePool
+
+
+def test_pool_fills_then_swaps_half():
+    pool = ImagePool(size=4, seed=0)
+    first = torch.arange(4.0).view(4, 1, 1, 1)
+    assert torch.equal(pool.query(first), first) and len(pool) == 4
+    returned_old = 0
+    for i in range(200):
+        x = torch.full((1, 1, 1, 1), 100.0 + i)
+        out = pool.query(x)
+        returned_old += int(out.item() != x.item())
+    assert 70 < returned_old < 130  # about half swapped
+    assert len(pool) == 4
+
+
+def test_pool_size_zero_passes_through():
+    x = torch.rand(3, 1, 2, 2)
+    assert ImagePool(0).query(x) is x
+
+
+def test_pool_state_round_trip(tmp_path):
+    pool = ImagePool(size=3, seed=1)
+    for i in range(5):
+        pool.query(torch.full((1, 1, 2, 2), float(i)))
+    torch.save(pool.state_dict(), tmp_path / "pool.pt")
+    restored = ImagePool(size=3, seed=99)
+    restored.load_state_dict(torch.load(tmp_path / "pool.pt", weights_only=True))
+    for i in range(10):
+        x = torch.full((1, 1, 2, 2), 50.0 + i)
+        assert torch.equal(pool.query(x), restored.query(x))

@@ -1,0 +1,136 @@
+from collections import OrderedDict
+
+import pytest
+import torch
+from torch import nn
+
+from gan import GanError
+from gan.config import InitConfig, load_config
+from gan.networks import (PatchDiscriminator, ResnetGenerator, build_discriminator, build_generator,
+                          count_parameters, init_weights, load_reference_generator)
+
+
+@pytest.mark.parametrize("n_blocks, expected", [(9, 11_378_179), (6, 7_837_699)])
+def test_generator_parameter_counts(n_blocks, expected):
+    assert count_parameters(ResnetGenerator(3, 3, 64, n_blocks)) == expected
+
+
+def test_discriminator_parameter_count_and_receptive_field():
+    d = PatchDiscriminator(3, 64, 3)
+    assert count_parameters(d) == 2_764_737
+    # 70x70 receptive field: one output logit depends on exactly a 70x70 input window (no norm, so pixels
+    # outside it cannot leak in through normalisation statistics).
+    d = PatchDiscriminator(3, 8, 3, norm="none")
+    x = torch.zeros(1, 3, 160, 160, requires_grad=True)
+    out = d(x)
+    out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
+    rows = (x.grad.abs().sum((0, 1, 3)) > 0).nonzero()
+    assert int(rows.max() - rows.min() + 1) == 70
+
+
+@pytest.mark.parametrize("upsample", ["transpose", "resize_conv"])
+@pytest.mark.parametrize("size", [(37, 53), (32, 32), (5, 3), (1, 1)])
+def test_generator_keeps_any_size(upsample, size):
+    g = ResnetGenerator(3, 3, ngf=4, n_blocks=1, upsample=upsample).eval()
+    y = g(torch.rand(2, 3, *size) * 2 - 1)
+    assert y.shape == (2, 3, *size)
+    assert y.abs().max() <= 1
+
+
+def test_generator_structure_matches_paper():
+    g = ResnetGenerator(3, 3, ngf=8, n_blocks=2, dropout=True)
+    convs = [m for m in g.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    assert convs[0].kernel_size == (7, 7) and convs[-1].kernel_size == (7, 7)
+    assert [c.stride for c in convs[1:3]] == [(2, 2), (2, 2)]
+    assert sum(isinstance(m, nn.ConvTranspose2d) for m in g.modules()) == 2
+    norms = [m for m in g.modules() if isinstance(m, nn.InstanceNorm2d)]
+    assert norms and all(not n.affine and not n.track_running_stats for n in norms)
+    assert sum(isinstance(m, nn.Dropout) for m in g.modules()) == 2
+    assert isinstance(list(g.modules())[-1], nn.Tanh)
+    assert sum(isinstance(m, nn.Upsample) for m in ResnetGenerator(3, 3, 8, 1, upsample="resize_conv").modules()) == 2
+
+
+def test_channels_are_configurable():
+    g = ResnetGenerator(1, 3, ngf=4, n_blocks=1)
+    assert g(torch.zeros(1, 1, 16, 16)).shape == (1, 3, 16, 16)
+
+
+def test_spectral_norm_discriminator():
+    cfg = load_config(None, ["model.discriminator.spectral_norm=true", "model.discriminator.ndf=8"])
+    d = build_discriminator(cfg.model, 3)
+    assert any("parametrizations" in k for k in d.state_dict())
+    assert d(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 6, 6)
+
+
+@pytest.mark.parametrize("kind", ["normal", "xavier", "kaiming", "orthogonal"])
+def test_init_types(kind):
+    torch.manual_seed(0)
+    net = init_weights(ResnetGenerator(3, 3, 8, 1), InitConfig(kind, 0.02))
+    conv = net.model[1]
+    assert torch.all(conv.bias == 0)
+    std = conv.weight.std().item()
+    if kind == "normal":
+        assert abs(std - 0.02) < 0.005
+    assert std > 0
+
+
+def test_build_from_config():
+    cfg = load_config(None, ["model.generator.ngf=8", "model.generator.n_blocks=2"])
+    assert count_parameters(build_generator(cfg.model)) == count_parameters(ResnetGenerator(3, 3, 8, 2))
+
+
+# ---------------------------------------------------------------------------------- reference layout
+
+
+class RefResnetBlock(nn.Module):
+    """The reference's block layout, written out independently of ours."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.conv_block = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=True), nn.InstanceNorm2d(dim), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=True), nn.InstanceNorm2d(dim))
+
+    def forward(self, x):
+        return x + self.conv_block(x)
+
+
+def reference_generator(ngf, n_blocks):
+    layers = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7, bias=True), nn.InstanceNorm2d(ngf), nn.ReLU(True)]
+    for i in range(2):
+        m = 2**i
+        layers += [nn.Conv2d(ngf * m, ngf * m * 2, 3, 2, 1, bias=True), nn.InstanceNorm2d(ngf * m * 2), nn.ReLU(True)]
+    layers += [RefResnetBlock(ngf * 4) for _ in range(n_blocks)]
+    for i in range(2):
+        m = 2 ** (2 - i)
+        layers += [nn.ConvTranspose2d(ngf * m, ngf * m // 2, 3, 2, 1, output_padding=1, bias=True),
+                   nn.InstanceNorm2d(ngf * m // 2), nn.ReLU(True)]
+    layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7), nn.Tanh()]
+    net = nn.Module()
+    net.model = nn.Sequential(*layers)
+    return net
+
+
+@pytest.mark.parametrize("n_blocks, ups, last", [(9, (19, 22), 26), (6, (16, 19), 23)])
+def test_reference_state_dict_loads_and_matches(n_blocks, ups, last):
+    torch.manual_seed(0)
+    ref = reference_generator(8, n_blocks)
+    for p in ref.parameters():
+        nn.init.normal_(p, 0, 0.1)
+    sd = OrderedDict(ref.state_dict())
+    assert f"model.{ups[0]}.weight" in sd and f"model.{ups[1]}.weight" in sd and f"model.{last}.weight" in sd
+    assert "model.10.conv_block.1.weight" in sd and "model.10.conv_block.5.weight" in sd
+    # Files from old PyTorch versions carry InstanceNorm running stats: they must be dropped, not rejected.
+    sd["model.2.running_mean"] = torch.zeros(8)
+    sd["model.2.running_var"] = torch.ones(8)
+    sd["model.2.num_batches_tracked"] = torch.tensor(0)
+    net, gcfg = load_reference_generator(sd)
+    assert (gcfg.ngf, gcfg.n_blocks) == (8, n_blocks)
+    x = torch.rand(1, 3, 32, 48) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(net.eval()(x), ref.model(x), atol=1e-6)
+
+
+def test_reference_loader_rejects_other_files():
+    with pytest.raises(GanError, match="not a reference CycleGAN ResnetGenerator"):
+        load_reference_generator({"weight": torch.zeros(3)})
