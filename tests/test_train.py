@@ -1,0 +1,225 @@
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan import GanError
+from gan import checkpoint as ckpt_io
+from gan.config import load_config
+from gan.trainer import DivergenceError, Trainer, lr_lambda, prepare_run_dir, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_train(*args, timeout=300, **kw):
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=kw.get("cwd", ROOT))
+
+
+def test_train_py_end_to_end(tiny_overrides, tmp_path):
+    r = run_train(*tiny_overrides, "train.max_steps=6", "train.save_every=4")
+    assert r.returncode == 0, r.stderr
+    run = tmp_path / "runs" / "tiny"
+    assert (run / "config.yaml").is_file() and (run / "latest.pt").is_file()
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_0000004.pt", "step_0000006.pt"]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000004.png", "step_0000006.png"]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r_["step"] for r_ in rows] == [2, 4, 6]
+    for row in rows:
+        for k in ("loss_g", "loss_d", "cycle_a", "adv_ab", "d_b", "lr_g", "img_per_s", "data_wait"):
+            assert math.isfinite(row[k])
+    state = torch.load(run / "latest.pt", weights_only=True)
+    assert state["format"] == "gan-checkpoint" and state["step"] == 6
+    assert set(state["nets"]) == {"g_ab", "g_ba", "d_a", "d_b"}
+    assert {"optimizers", "schedulers", "scalers", "pools", "rng", "config", "wandb_run_id", "data"} <= set(state)
+    assert state["config"]["model"]["generator"]["ngf"] == 4
+    for name in ("device", "data", "model", "schedule"):
+        assert name in r.stderr  # the start-up summary
+    # A second run with the same name is refused; nothing is lost.
+    r2 = run_train(*tiny_overrides, "train.max_steps=2")
+    assert r2.returncode == 2 and "already holds a training run" in r2.stderr and "--resume" in r2.stderr
+    assert torch.load(run / "latest.pt", weights_only=True)["step"] == 6
+
+
+def test_train_py_reports_config_errors_without_traceback(tiny_overrides):
+    r = run_train(*tiny_overrides, "train.lrr=1")
+    assert r.returncode == 2 and "error: train.lrr: unknown key; did you mean train.lr?" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = run_train("--config", "nope.yaml")
+    assert r.returncode == 2 and "config file not found: nope.yaml" in r.stderr
+
+
+class StopAt(Trainer):
+    """Simulates an interruption after `stop_at` steps (as SIGTERM would)."""
+
+    stop_at = None
+
+    def train_step(self, batch):
+        out = super().train_step(batch)
+        if self.step + 1 == self.stop_at:
+            self._stop_signal = "TEST"
+        return out
+
+
+def weights(trainer):
+    return {f"{n}.{k}": v.clone() for n, net in trainer.nets.items() for k, v in net.state_dict().items()}
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_exact_resume_is_bitwise_identical(tiny_overrides, tmp_path, workers):
+    over = tiny_overrides + [f"data.num_workers={workers}", "train.max_steps=9", "train.save_every=100",
+                             "train.pool_size=3", "data.batch_size=1"]
+    straight_cfg = load_config(None, over + ["name=straight"])
+    straight = Trainer(straight_cfg, prepare_run_dir(straight_cfg))
+    straight.fit()
+
+    cfg = load_config(None, over + ["name=resumed"])
+    first = StopAt(cfg, prepare_run_dir(cfg))
+    first.stop_at = 4  # stop mid-epoch (6 samples per epoch) and mid-schedule
+    first.fit()
+    assert first.step == 4
+    state = ckpt_io.load_checkpoint(tmp_path / "runs" / "resumed")
+    assert state["step"] == 4
+    second = Trainer(cfg, tmp_path / "runs" / "resumed", resume=state)
+    assert second.step == 4 and second.opt_g.param_groups[0]["lr"] == first.opt_g.param_groups[0]["lr"]
+    second.fit()
+    assert second.step == 9
+    a, b = weights(straight), weights(second)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    sa, sb = straight.opt_g.state_dict()["state"], second.opt_g.state_dict()["state"]
+    assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+    assert all(torch.equal(x, y) for x, y in zip(straight.pool_b.images, second.pool_b.images))
+
+
+def test_resume_through_train_py_keeps_stored_config(tiny_overrides, tmp_path):
+    r = run_train(*tiny_overrides, "train.max_steps=2")
+    assert r.returncode == 0, r.stderr
+    run = tmp_path / "runs" / "tiny"
+    r = run_train("--resume", str(run), "train.max_steps=4", "train.log_every=1")
+    assert r.returncode == 0, r.stderr
+    assert "resuming at step 2" in r.stderr
+    assert torch.load(run / "latest.pt", weights_only=True)["step"] == 4
+    r = run_train("--resume", str(run), "model.generator.ngf=8")
+    assert r.returncode == 2 and "model.generator.ngf: cannot be changed when resuming" in r.stderr
+
+
+def test_sigterm_saves_and_exits_zero(tiny_overrides, tmp_path):
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    p = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *tiny_overrides, "train.max_steps=100000",
+                          "train.log_every=1", "train.save_every=100000"], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "runs" / "tiny" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert "SIGTERM" in err and "resume with: python train.py --resume" in err
+    state = torch.load(tmp_path / "runs" / "tiny" / "latest.pt", weights_only=True)
+    assert 2 <= state["step"] < 100000
+
+
+def test_non_finite_loss_stops_with_term_and_step(tiny_overrides, tmp_path):
+    cfg = load_config(None, tiny_overrides + ["train.max_steps=10", "train.save_every=2"])
+    trainer = Trainer(cfg, prepare_run_dir(cfg))
+    original = trainer.model.generator_loss
+
+    def poisoned(real_a, real_b):
+        total, terms, images = original(real_a, real_b)
+        if trainer.step == 4:  # the 5th step
+            terms["cycle_b"] = terms["cycle_b"] * float("nan")
+            total = sum(terms.values())
+        return total, terms, images
+
+    trainer.model.generator_loss = poisoned
+    with pytest.raises(DivergenceError) as e:
+        trainer.fit()
+    msg = str(e.value)
+    assert "loss term cycle_b is nan at step 5" in msg and "latest.pt" in msg
+    state = torch.load(tmp_path / "runs" / "tiny" / "latest.pt", weights_only=True)
+    assert state["step"] == 4  # the last good checkpoint, untouched
+    assert all(torch.isfinite(v).all() for v in state["nets"]["g_ab"].values())
+
+
+def test_crafted_pickle_is_refused_and_runs_nothing(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    bad = tmp_path / "evil.pt"
+    torch.save({"format": "gan-checkpoint", "payload": Evil()}, bad)
+    with pytest.raises(GanError, match="refusing to load .*evil.pt: it holds Python objects"):
+        ckpt_io.load_checkpoint(bad)
+    assert not marker.exists()
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(GanError, match="cannot read .*junk.pt as a PyTorch checkpoint"):
+        ckpt_io.load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(GanError, match="not a checkpoint of this project"):
+        ckpt_io.load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(GanError, match="checkpoint not found"):
+        ckpt_io.load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_bf16_on_cpu(tiny_overrides, tmp_path):
+    cfg = load_config(None, tiny_overrides + ["train.precision=bf16", "train.max_steps=3"])
+    path = train(cfg)
+    state = torch.load(path, weights_only=True)
+    assert state["step"] == 3 and state["nets"]["g_ab"]["model.1.weight"].dtype == torch.float32
+    rows = [json.loads(x) for x in (tmp_path / "runs" / "tiny" / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["loss_g"]) for r in rows)
+
+
+def test_fp16_on_cpu_refused_after_auto(tiny_overrides):
+    cfg = load_config(None, [o for o in tiny_overrides if not o.startswith("train.device")] +
+                      ["train.precision=fp16", "train.device=auto"])
+    if torch.cuda.is_available():
+        pytest.skip("auto resolves to CUDA here")
+    with pytest.raises(GanError, match="fp16 needs CUDA"):
+        Trainer(cfg, Path("unused"))
+
+
+def test_lr_schedule_values():
+    cfg = load_config(None, ["train.epochs=2", "train.epochs_decay=2"])
+    f = lr_lambda(cfg, steps_per_epoch=10)
+    assert f(0) == 1 and f(19) == 1 and f(20) == 1
+    assert f(30) == pytest.approx(1 - 10 / 21) and f(39) == pytest.approx(2 / 21)
+    g = lr_lambda(load_config(None, ["train.max_steps=100"]), steps_per_epoch=7)
+    assert g(49) == 1 and g(75) == pytest.approx(1 - 25 / 51)
+    s = lr_lambda(load_config(None, ["train.lr_policy=step", "train.lr_step_epochs=2", "train.lr_gamma=0.5"]), 10)
+    assert (s(19), s(20), s(45)) == (1, 0.5, 0.25)
+    c = lr_lambda(load_config(None, ["train.lr_policy=cosine", "train.max_steps=100"]), 10)
+    assert c(0) == 1 and c(50) == pytest.approx(0.5) and c(100) == pytest.approx(0)
+
+
+def test_checkpoint_has_plain_keys_with_compile_and_no_vgg(tiny_overrides):
+    cfg = load_config(None, tiny_overrides + ["train.compile=true", "loss.lambda_content=1", "loss.vgg.weights=none",
+                                              "loss.vgg.content_layers=[relu1_1]"])
+    trainer = Trainer(cfg, prepare_run_dir(cfg))
+    state = trainer.state_dict()
+    assert all(not k.startswith("_orig_mod") for k in state["nets"]["g_ab"])
+    assert set(state["nets"]) == {"g_ab", "g_ba", "d_a", "d_b"}
+    assert not any("vgg" in k for net in state["nets"].values() for k in net)
+    n_params = sum(len(g["params"]) for g in trainer.opt_g.param_groups)
+    assert n_params == len(list(trainer.nets["g_ab"].parameters())) * 2  # no VGG parameter in the optimizer
+
+
+def test_keep_last_prunes(tiny_overrides, tmp_path):
+    cfg = load_config(None, tiny_overrides + ["train.max_steps=8", "train.save_every=2", "train.keep_last=2"])
+    train(cfg)
+    names = sorted(p.name for p in (tmp_path / "runs" / "tiny" / "checkpoints").iterdir())
+    assert names == ["step_0000006.pt", "step_0000008.pt"]
+    assert not list((tmp_path / "runs" / "tiny").rglob("*.tmp-*"))
