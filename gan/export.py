@@ -1,0 +1,139 @@
+"""Export a generator to ONNX or TorchScript, and check the export numerically against PyTorch.
+
+    python -m gan.export --checkpoint CKPT --format onnx|torchscript --output FILE [--direction AtoB|BtoA]
+
+Both exports take any batch, height and width. The TorchScript module includes the pad-to-a-multiple-of-4
+and crop-back of our generator. The ONNX graph is the network proper and needs H and W divisible by 4:
+`OnnxGenerator` (used by `test.py --checkpoint model.onnx`) pads and crops around it, as the PyTorch
+generator does. After writing, the file is loaded back and run on a random input (onnxruntime for ONNX);
+the largest absolute difference from PyTorch is reported and must stay below 1e-3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from gan import GanError
+from gan.networks import pad_to_multiple
+
+TOLERANCE = 1e-3
+
+
+class OnnxGenerator:
+    """An exported ONNX generator behind the same call as the PyTorch one: (N, C, H, W) in [-1, 1] -> same."""
+
+    supports_autocast = False
+
+    def __init__(self, path: str | Path):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise GanError("running .onnx models needs onnxruntime: pip install onnxruntime") from None
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+        try:
+            self.session = ort.InferenceSession(str(path), providers=providers)
+        except Exception as e:
+            raise GanError(f"cannot load ONNX model {path}: {e}") from None
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = pad_to_multiple(x.float(), 4, minimum=8)
+        out = self.session.run(None, {self.input_name: x.cpu().numpy()})[0]
+        return torch.from_numpy(out)[..., :h, :w]
+
+    def eval(self) -> "OnnxGenerator":
+        return self
+
+    def to(self, *args, **kwargs) -> "OnnxGenerator":
+        return self
+
+
+def export_onnx(net: nn.Module, path: Path, in_channels: int) -> None:
+    core = net.model  # the Sequential without the pad/crop wrapper: ONNX gets a shape-agnostic graph
+    example = torch.randn(1, in_channels, 64, 64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's notes on constant folding are not for users
+        torch.onnx.export(
+            core, (example,), str(path), input_names=["image"], output_names=["translated"], opset_version=17,
+            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                          "translated": {0: "batch", 2: "height", 3: "width"}},
+            dynamo=False,
+        )
+
+
+def export_torchscript(net: nn.Module, path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated upstream but still loads everywhere
+        torch.jit.script(net).save(str(path))
+
+
+def check_export(net: nn.Module, path: Path, fmt: str, in_channels: int, seed: int = 0) -> float:
+    """Max |exported(x) - net(x)| on a random input of an odd size (37 x 53, batch 2)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(2, in_channels, 37, 53, generator=g) * 2 - 1
+    with torch.no_grad():
+        ref = net(x)
+        if fmt == "onnx":
+            got = OnnxGenerator(path)(x)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                got = torch.jit.load(str(path))(x)
+    return float((got - ref).abs().max())
+
+
+def export(net: nn.Module, fmt: str, output: str | Path, in_channels: int = 3) -> float:
+    """Write the export, run it back, return the max abs difference (GanError if above TOLERANCE)."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    net = net.cpu().eval()
+    if fmt == "onnx":
+        export_onnx(net, output, in_channels)
+    elif fmt == "torchscript":
+        export_torchscript(net, output)
+    else:
+        raise GanError(f"--format must be onnx or torchscript, got {fmt!r}")
+    diff = check_export(net, output, fmt, in_channels)
+    if not np.isfinite(diff) or diff > TOLERANCE:
+        raise GanError(f"the exported model differs from PyTorch by {diff:.2e} (max abs) > {TOLERANCE}: "
+                       f"{output} is not trustworthy")
+    return diff
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gan.export", description="Export a generator.")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint file, run directory or latest_net_G*.pth")
+    parser.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    parser.add_argument("--output", required=True, help="file to write (.onnx / .pt)")
+    parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
+    args = parser.parse_args(argv)
+
+    def go() -> int:
+        import logging
+
+        from gan.translate import load_generator
+
+        net, info = load_generator(args.checkpoint, args.direction, "cpu")
+        if info.source == "onnx":
+            raise GanError("--checkpoint is already an ONNX model")
+        in_channels = next(net.parameters()).shape[1]
+        diff = export(net, args.format, args.output, in_channels)
+        logging.getLogger("gan").info("exported %s (%s) to %s; check: max abs difference %.2e (< %g)",
+                                      info.description, args.direction, args.output, diff, TOLERANCE)
+        return 0
+
+    from gan.cli import run
+
+    return run(go)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,446 @@
+"""Inference: load any generator, translate whole image sets at full resolution, batched or tiled.
+
+    net, info = load_generator("runs/photo2monet", "AtoB")        # or a step file, latest_net_G.pth, model.onnx
+    translate_folder(net, "photos/", "out/", TranslateOptions(batch_size=8))
+
+Full resolution: the generator pads to a multiple of 4 and crops back, so the output has the input's size.
+
+Tiling (`tile` > 0, or automatic above the memory budget) runs the generator on overlapping tiles and blends
+them with a smooth window, so memory is bounded by the tile. Instance norm normalises each feature map by
+its whole-image mean/variance; a tile alone would see its own statistics and come out in a different tint.
+So every InstanceNorm layer is given whole-image statistics while tiling:
+    tile_stats="exact"      gathered layer by layer, one pass over the tiles per norm layer: the same
+                            statistics as an untiled run (costs about (norm layers / 2) extra passes)
+    tile_stats="downscale"  measured once on the image shrunk to `stats_size` px (long side): one cheap
+                            extra pass; exact when the image fits in stats_size, an approximation above
+                            (a net's feature statistics change with scale), still far better than per-tile
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from gan import GanError
+from gan import checkpoint as ckpt_io
+from gan.config import from_dict
+from gan.data import ImageDecodeError, find_images, load_image, to_tensor, to_uint8
+from gan.networks import build_generator, load_reference_generator
+
+log = logging.getLogger("gan")
+
+FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "bmp": "BMP", "tif": "TIFF", "tiff": "TIFF"}
+
+
+# ----------------------------------------------------------------------------------------- loading
+
+
+@dataclass
+class GeneratorInfo:
+    source: str  # "checkpoint" | "reference" | "onnx"
+    path: Path
+    description: str
+    ngf: int | None = None
+
+
+def load_generator(path: str | Path, direction: str = "AtoB", device: torch.device | str = "cpu"
+                   ) -> tuple[nn.Module, GeneratorInfo]:
+    """A generator in eval mode from one of this project's checkpoints (or a run dir), a reference CycleGAN
+    generator file (latest_net_G*.pth; architecture inferred from its keys), or an exported .onnx model."""
+    if direction not in ("AtoB", "BtoA"):
+        raise GanError(f"--direction must be AtoB or BtoA, got {direction!r}")
+    path = ckpt_io.resolve(path)
+    if path.suffix.lower() == ".onnx":
+        from gan.export import OnnxGenerator
+
+        net = OnnxGenerator(path)
+        return net, GeneratorInfo("onnx", path, f"ONNX model {path.name} (onnxruntime)")
+    obj = ckpt_io.safe_load(path)
+    if ckpt_io.is_gan_checkpoint(obj):
+        cfg = from_dict(obj["config"])
+        m = cfg.model
+        name = "g_ab" if direction == "AtoB" else "g_ba"
+        cin, cout = (m.in_channels, m.out_channels) if direction == "AtoB" else (m.out_channels, m.in_channels)
+        net = build_generator(m, cin, cout, init=False)
+        net.load_state_dict(obj["nets"][name])
+        desc = (f"{path} (run {cfg.name}, step {obj['step']}, {name}: ngf {m.generator.ngf}, "
+                f"{m.generator.n_blocks} blocks)")
+        info = GeneratorInfo("checkpoint", path, desc, m.generator.ngf)
+    elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        net, gcfg = load_reference_generator(obj)
+        desc = f"{path} (reference CycleGAN generator: ngf {gcfg.ngf}, {gcfg.n_blocks} blocks)"
+        info = GeneratorInfo("reference", path, desc, gcfg.ngf)
+    else:
+        raise GanError(f"{path}: neither a checkpoint of this project nor a reference CycleGAN generator "
+                       "state_dict (latest_net_G*.pth)")
+    return net.to(device).eval().requires_grad_(False), info
+
+
+# ------------------------------------------------------------------------------- tiled inference
+
+
+class _NormStats:
+    """Forward hooks on every InstanceNorm2d: `record` whole-map mean/var, or `fixed` ones to apply."""
+
+    def __init__(self, net: nn.Module):
+        self.norms = [m for m in net.modules() if isinstance(m, nn.InstanceNorm2d)]
+        self.fixed: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.mode = "off"
+        self.target: int | None = None  # exact mode: the layer whose statistics are being gathered
+        self.region: tuple[int, int, int, int] | None = None  # core region in input pixels (y0, y1, x0, x1)
+        self.input_hw: tuple[int, int] = (1, 1)
+        self.acc: list[torch.Tensor] | None = None
+        self.handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(self.norms)]
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+    def _hook(self, i: int):
+        def hook(module, inputs, output):
+            x = inputs[0]
+            if self.mode == "record":
+                self.fixed[i] = (x.float().mean((2, 3), keepdim=True), x.float().var((2, 3), unbiased=False,
+                                                                                     keepdim=True))
+                return output
+            if self.mode == "gather" and i == self.target:
+                # Sum over this tile's core region only, mapped to this layer's resolution.
+                sy, sx = x.shape[2] / self.input_hw[0], x.shape[3] / self.input_hw[1]
+                y0, y1, x0, x1 = self.region
+                core = x[:, :, round(y0 * sy): round(y1 * sy), round(x0 * sx): round(x1 * sx)].double()
+                s = torch.stack([core.sum((0, 2, 3)), (core * core).sum((0, 2, 3))])
+                n = torch.tensor(core.shape[2] * core.shape[3], dtype=torch.float64)
+                self.acc = [s, n] if self.acc is None else [self.acc[0] + s, self.acc[1] + n]
+                raise _StopForward
+            if self.mode in ("fixed", "gather") and i in self.fixed:
+                mean, var = self.fixed[i]
+                return ((x.float() - mean) / torch.sqrt(var + module.eps)).to(x.dtype)
+            return output
+
+        return hook
+
+
+class _StopForward(Exception):
+    pass
+
+
+def _tile_starts(size: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """Tiles along one axis as (start, end, core_start, core_end): cores partition [0, size) exactly,
+    each tile is its core plus up to `overlap` on each side. All multiples of 4 when inputs are."""
+    if size <= tile:
+        return [(0, size, 0, size)]
+    core = tile - 2 * overlap
+    n = math.ceil(size / core)
+    cuts = [min(size, round(i * size / n / 4) * 4) for i in range(n + 1)]
+    cuts[-1] = size
+    out = []
+    for c0, c1 in zip(cuts[:-1], cuts[1:]):
+        out.append((max(0, c0 - overlap), min(size, c1 + overlap), c0, c1))
+    return out
+
+
+def _window(length: int, lead: int, trail: int) -> torch.Tensor:
+    """1-D blending weights: raised-cosine ramps over the overlaps, 1 elsewhere (never exactly 0)."""
+    w = torch.ones(length, dtype=torch.float32)
+    for n, flip in ((lead, False), (trail, True)):
+        if n > 0:
+            ramp = 0.5 - 0.5 * torch.cos(torch.linspace(0, math.pi, 2 * n + 2)[1:n * 2 + 1:2])  # (0, 1)
+            if flip:
+                w[-n:] = torch.minimum(w[-n:], ramp.flip(0))
+            else:
+                w[:n] = torch.minimum(w[:n], ramp)
+    return w
+
+
+@torch.no_grad()
+def translate_tiled(net: nn.Module, x: torch.Tensor, tile: int, overlap: int, stats: str = "exact",
+                    stats_size: int = 1024, autocast=None) -> torch.Tensor:
+    """x (1, C, H, W) on the net's device -> (1, C', H, W) on the CPU, computed tile by tile."""
+    autocast = autocast or _no_autocast
+    h, w = x.shape[-2:]
+    tile = max(16, tile // 4 * 4)
+    overlap = min(max(0, overlap // 4 * 4), (tile - 8) // 2)
+    pad_h, pad_w = (-h) % 4, (-w) % 4
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if pad_h < h and pad_w < w else "replicate")
+    hp, wp = x.shape[-2:]
+    ys, xs = _tile_starts(hp, tile, overlap), _tile_starts(wp, tile, overlap)
+    hooks = _NormStats(net)
+    try:
+        if hooks.norms:
+            if stats == "downscale":
+                s = min(1.0, stats_size / max(hp, wp))
+                small = F.interpolate(x, scale_factor=s, mode="area") if s < 1 else x
+                hooks.mode = "record"
+                with autocast():
+                    net(small)
+            elif stats == "exact":
+                hooks.mode = "gather"
+                for i in range(len(hooks.norms)):
+                    hooks.target, hooks.acc = i, None
+                    for y0, y1, cy0, cy1 in ys:
+                        for x0, x1, cx0, cx1 in xs:
+                            hooks.input_hw = (y1 - y0, x1 - x0)
+                            hooks.region = (cy0 - y0, cy1 - y0, cx0 - x0, cx1 - x0)
+                            try:
+                                with autocast():
+                                    net(x[:, :, y0:y1, x0:x1])
+                            except _StopForward:
+                                pass
+                    s, n = hooks.acc
+                    mean = s[0] / n
+                    var = (s[1] / n - mean * mean).clamp_min(0)
+                    hooks.fixed[i] = (mean.float().view(1, -1, 1, 1).to(x.device),
+                                      var.float().view(1, -1, 1, 1).to(x.device))
+            else:
+                raise ValueError(f"tile_stats must be exact or downscale, got {stats!r}")
+        hooks.mode = "fixed"
+        out = acc_w = None
+        for y0, y1, cy0, cy1 in ys:
+            wy = _window(y1 - y0, cy0 - y0, y1 - cy1)
+            for x0, x1, cx0, cx1 in xs:
+                with autocast():
+                    y = net(x[:, :, y0:y1, x0:x1]).float().cpu()
+                if out is None:
+                    out = torch.zeros(1, y.shape[1], hp, wp)
+                    acc_w = torch.zeros(1, 1, hp, wp)
+                wgt = wy[:, None] * _window(x1 - x0, cx0 - x0, x1 - cx1)[None, :]
+                out[:, :, y0:y1, x0:x1] += y * wgt
+                acc_w[:, :, y0:y1, x0:x1] += wgt
+    finally:
+        hooks.close()
+    return (out / acc_w)[..., :h, :w]
+
+
+class _no_autocast:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+# ---------------------------------------------------------------------------------- folder runs
+
+
+@dataclass
+class TranslateOptions:
+    batch_size: int = 1
+    tile: int = 0  # 0 = only when the image would exceed max_pixels untiled
+    tile_overlap: int = 32
+    tile_stats: str = "exact"
+    stats_size: int = 1024
+    max_pixels: int = 4_000_000  # untiled above this many pixels (memory budget); tiles of 512 then
+    resize: int | None = None  # short side, before translation
+    fmt: str = "png"
+    overwrite: bool = False
+    workers: int = 2
+    device: str = "auto"
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 needs CUDA)
+
+
+@dataclass
+class Report:
+    written: int
+    skipped: list[tuple[Path, str]]
+    seconds: float
+
+
+def plan_outputs(input_path: Path, output_dir: Path, fmt: str) -> list[tuple[Path, Path]]:
+    """(source, destination) pairs: same relative paths under output_dir, extension from `fmt`. Files already
+    under output_dir (when it lies inside the input) are not inputs; two inputs that would map to one output
+    keep their original extension in the name."""
+    if fmt not in FORMATS:
+        raise GanError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    input_path, output_dir = Path(input_path), Path(output_dir)
+    if not input_path.exists():
+        raise GanError(f"input not found: {input_path}")
+    out_abs = output_dir.resolve()
+    sources = [p for p in find_images(input_path) if not p.resolve().is_relative_to(out_abs)]
+    if not sources:
+        raise GanError(f"no image files in {input_path} (looked for jpg, jpeg, png, bmp, tif, tiff, webp, "
+                       "recursively; hidden files are skipped)")
+    base = input_path if input_path.is_dir() else input_path.parent
+    pairs, taken = [], set()
+    for src in sources:
+        rel = src.relative_to(base)
+        dst = output_dir / rel.with_suffix("." + fmt)
+        if dst in taken:
+            dst = output_dir / rel.with_name(f"{rel.stem}_{rel.suffix.lstrip('.')}.{fmt}")
+        taken.add(dst)
+        if not dst.resolve().is_relative_to(out_abs):  # defence in depth: never write outside output_dir
+            raise GanError(f"refusing to write {dst}: outside {output_dir}")
+        pairs.append((src, dst))
+    return pairs
+
+
+class _Images(torch.utils.data.Dataset):
+    """Decodes (and optionally resizes) in DataLoader workers; a failure comes back as its message."""
+
+    def __init__(self, paths: list[Path], resize: int | None):
+        self.paths, self.resize = paths, resize
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        try:
+            img = load_image(self.paths[i])
+        except ImageDecodeError as e:
+            return i, None, str(e)
+        if self.resize:
+            import cv2
+
+            h, w = img.shape[:2]
+            nh, nw = resized_hw(h, w, self.resize)
+            img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if nh < h else cv2.INTER_CUBIC)
+        return i, to_tensor(img), None
+
+
+def resized_hw(h: int, w: int, short_side: int | None) -> tuple[int, int]:
+    """(h, w) scaled so the short side is `short_side` (unchanged when None)."""
+    if not short_side:
+        return h, w
+    s = short_side / min(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
+def _size_batches(paths: list[Path], batch_size: int, resize: int | None) -> list[list[int]]:
+    """Group indices by image size (read from headers only) so each batch stacks without padding."""
+    groups: dict[tuple, list[int]] = {}
+    for i, p in enumerate(paths):
+        key: tuple = ("?", i)  # unreadable header: a batch of its own, the worker reports the error
+        try:
+            with Image.open(p) as img:
+                w, h = img.size
+                if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF orientations that swap axes
+                    w, h = h, w
+            key = resized_hw(h, w, resize)
+        except Exception:
+            pass
+        groups.setdefault(key, []).append(i)
+    batches = []
+    for idx in groups.values():
+        batches += [idx[k:k + batch_size] for k in range(0, len(idx), batch_size)]
+    return batches
+
+
+def _collate(items):
+    return items
+
+
+def translate_folder(net: nn.Module, input_path: str | Path, output_dir: str | Path,
+                     opts: TranslateOptions = TranslateOptions(), progress: bool = True) -> Report:
+    """Translate every image under input_path into output_dir (same relative paths). Nothing is written if
+    any output exists already and opts.overwrite is off."""
+    start = time.perf_counter()
+    pairs = plan_outputs(Path(input_path), Path(output_dir), opts.fmt)
+    existing = [dst for _, dst in pairs if dst.exists()]
+    if existing and not opts.overwrite:
+        shown = ", ".join(str(p) for p in existing[:3]) + (" ..." if len(existing) > 3 else "")
+        raise GanError(f"{len(existing)} output file(s) exist already ({shown}); nothing was written. "
+                       "Pass --overwrite to replace them, or choose another --output.")
+    device = next((p.device for p in net.parameters()), torch.device("cpu")) if isinstance(net, nn.Module) \
+        else torch.device("cpu")
+    if opts.precision == "fp16" and device.type != "cuda":
+        raise GanError("--precision fp16 needs CUDA (use bf16 or fp32 on the CPU)")
+    amp = opts.precision in ("bf16", "fp16") and getattr(net, "supports_autocast", True)
+    dtype = torch.float16 if opts.precision == "fp16" else torch.bfloat16
+
+    def autocast():
+        return torch.autocast(device.type, dtype=dtype, enabled=amp)
+
+    channels_last = device.type == "cuda"
+    if channels_last and isinstance(net, nn.Module):
+        net = net.to(memory_format=torch.channels_last)
+    sources = [s for s, _ in pairs]
+    loader = torch.utils.data.DataLoader(
+        _Images(sources, opts.resize), batch_sampler=_size_batches(sources, opts.batch_size, opts.resize),
+        num_workers=opts.workers, collate_fn=_collate, pin_memory=device.type == "cuda",
+    )
+    skipped: list[tuple[Path, str]] = []
+    written = 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(pairs), unit="img", dynamic_ncols=True)
+    with ThreadPoolExecutor(max_workers=2) as writer, torch.no_grad():
+        pending = []
+        for items in loader:
+            good = [(i, t) for i, t, _ in items if t is not None]
+            for i, _, err in items:
+                if err is not None:
+                    skipped.append((sources[i], err))
+                    log.warning("skipping unreadable image %s", err)
+            if good:
+                outs = _run_batch(net, good, device, opts, autocast, channels_last)
+                for (i, _), out in zip(good, outs):
+                    pending.append(writer.submit(_write, to_uint8(out), pairs[i][1], opts.fmt))
+                    written += 1
+            if bar is not None:
+                bar.update(len(items))
+        for f in pending:
+            f.result()
+    if bar is not None:
+        bar.close()
+    return Report(written, skipped, time.perf_counter() - start)
+
+
+def _run_batch(net, good, device, opts: TranslateOptions, autocast, channels_last) -> list[torch.Tensor]:
+    h, w = good[0][1].shape[-2:]
+    tile = opts.tile or (512 if h * w > opts.max_pixels else 0)
+    if tile and max(h, w) > tile:
+        return [translate_tiled(net, t[None].to(device), tile, opts.tile_overlap, opts.tile_stats,
+                                opts.stats_size, autocast)[0] for _, t in good]
+    x = torch.stack([t for _, t in good]).to(device, non_blocking=True)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with autocast():
+        y = net(x)
+    return list(y.float().cpu())
+
+
+def _write(img: np.ndarray, path: Path, fmt: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kwargs = {"quality": 95} if FORMATS[fmt] in ("JPEG", "WEBP") else {}
+    tmp = path.with_name(f".{path.name}.part")
+    Image.fromarray(img).save(tmp, format=FORMATS[fmt], **kwargs)
+    tmp.replace(path)
+
+
+def side_by_side(pairs: list[tuple[Path, Path]], path: str | Path, height: int = 192, max_rows: int = 12) -> Path:
+    """One PNG with a row per image: input | translation, each scaled to `height` px."""
+    rows = []
+    for src, dst in pairs[:max_rows]:
+        if not dst.exists():
+            continue
+        cells = []
+        for p in (src, dst):
+            img = Image.fromarray(load_image(p))
+            cells.append(img.resize((max(1, round(img.width * height / img.height)), height), Image.LANCZOS))
+        rows.append(cells)
+    if not rows:
+        raise GanError("nothing to show side by side: no translated image")
+    gap = 4
+    width = max(sum(c.width for c in row) + gap * 3 for row in rows)
+    sheet = Image.new("RGB", (width, len(rows) * (height + gap) + gap), (255, 255, 255))
+    for r, row in enumerate(rows):
+        x = gap
+        for cell in row:
+            sheet.paste(cell, (x, gap + r * (height + gap)))
+            x += cell.width + gap
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path

@@ -1,0 +1,74 @@
+"""Translate images with a trained generator.
+
+    python test.py --checkpoint CKPT --input DIR_OR_FILE --output DIR [--direction AtoB|BtoA]
+                   [--batch-size N] [--tile N] [--tile-overlap N] [--resize N] [--device auto|cpu|cuda]
+
+CKPT: a checkpoint of this project, a run directory (its latest checkpoint), a reference CycleGAN generator
+file (latest_net_G.pth, style_monet.pth, ...) or an exported .onnx model. Every image under --input
+(recursively) is written under --output with the same relative path, at full resolution.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from gan.cli import run
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", required=True, help="checkpoint, run dir, latest_net_G*.pth or .onnx")
+    p.add_argument("--input", required=True, help="an image file or a folder (searched recursively)")
+    p.add_argument("--output", required=True, help="folder for the results (same relative paths)")
+    p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="AtoB: photo -> painting")
+    p.add_argument("--batch-size", type=int, default=4, help="images per batch (same-size images are grouped)")
+    p.add_argument("--tile", type=int, default=0,
+                   help="tile size in px; 0 = tile only images above --max-megapixels")
+    p.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles in px (blended)")
+    p.add_argument("--tile-stats", default="exact", choices=["exact", "downscale"],
+                   help="instance-norm statistics while tiling (see README)")
+    p.add_argument("--max-megapixels", type=float, default=4.0, help="larger images are tiled automatically")
+    p.add_argument("--resize", type=int, default=None, metavar="N", help="resize the short side to N first")
+    p.add_argument("--format", default="png", help="output format: png, jpg, webp, bmp, tif")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--workers", type=int, default=2, help="decoding processes")
+    p.add_argument("--side-by-side", metavar="FILE", help="also write one PNG of input | output rows")
+    args = p.parse_args(argv)
+
+    def go() -> int:
+        from gan import GanError
+        from gan.distributed import resolve_device
+        from gan.translate import TranslateOptions, load_generator, plan_outputs, side_by_side, translate_folder
+
+        for name in ("batch_size", "workers", "tile", "tile_overlap"):
+            if getattr(args, name) < (1 if name == "batch_size" else 0):
+                raise GanError(f"--{name.replace('_', '-')} must be >= {1 if name == 'batch_size' else 0}")
+        if args.resize is not None and args.resize < 1:
+            raise GanError("--resize must be >= 1")
+        device = resolve_device(args.device, "--device")
+        net, info = load_generator(args.checkpoint, args.direction, device)
+        log = logging.getLogger("gan")
+        log.info("generator: %s, %s, on %s", info.description, args.direction, device)
+        opts = TranslateOptions(
+            batch_size=args.batch_size, tile=args.tile, tile_overlap=args.tile_overlap, tile_stats=args.tile_stats,
+            max_pixels=int(args.max_megapixels * 1e6), resize=args.resize, fmt=args.format.lower(),
+            overwrite=args.overwrite, workers=args.workers, precision=args.precision,
+        )
+        report = translate_folder(net, args.input, args.output, opts)
+        rate = report.written / max(report.seconds, 1e-9)
+        log.info("translated %d image(s) into %s in %.1f s (%.2f images/s)%s", report.written, args.output,
+                 report.seconds, rate, f"; skipped {len(report.skipped)} unreadable file(s)" if report.skipped else "")
+        if args.side_by_side:
+            sheet = side_by_side(plan_outputs(args.input, args.output, opts.fmt), args.side_by_side)
+            log.info("side by side: %s", sheet)
+        return 0
+
+    return run(go)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

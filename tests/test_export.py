@@ -1,0 +1,52 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gan import GanError
+from gan.export import OnnxGenerator, export
+from gan.networks import ResnetGenerator
+from tests.test_translate import run_dir  # noqa: F401  (fixture)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_round_trip_dynamic_shapes(tmp_path, fmt):
+    torch.manual_seed(0)
+    net = ResnetGenerator(3, 3, ngf=4, n_blocks=1).eval()
+    path = tmp_path / f"g.{fmt}"
+    diff = export(net, fmt, path)
+    assert path.is_file() and diff < 1e-3
+    x = torch.rand(3, 3, 29, 70) * 2 - 1  # another batch and an odd size than the check used
+    with torch.no_grad():
+        ref = net(x)
+    got = OnnxGenerator(path)(x) if fmt == "onnx" else torch.jit.load(str(path))(x)
+    assert got.shape == ref.shape and (got - ref).abs().max() < 1e-3
+
+
+def test_export_cli_and_onnx_through_test_py(run_dir, tmp_path):  # noqa: F811
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    onnx_path = tmp_path / "m.onnx"
+    r = subprocess.run([sys.executable, "-m", "gan.export", "--checkpoint", str(run_dir), "--format", "onnx",
+                        "--output", str(onnx_path), "--direction", "BtoA"], capture_output=True, text=True,
+                       cwd=ROOT, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "max abs difference" in r.stderr and onnx_path.is_file()
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (21, 34, 3), dtype=np.uint8)).save(tmp_path / "in" / "a.png")
+    r = subprocess.run([sys.executable, str(ROOT / "test.py"), "--checkpoint", str(onnx_path), "--input",
+                        str(tmp_path / "in"), "--output", str(tmp_path / "out")], capture_output=True, text=True,
+                       cwd=ROOT, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "out" / "a.png").size == (34, 21)
+
+
+def test_export_refuses_unknown_format(tmp_path):
+    with pytest.raises(GanError, match="--format must be onnx or torchscript"):
+        export(ResnetGenerator(3, 3, 4, 1), "tflite", tmp_path / "x")
