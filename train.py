@@ -3,13 +3,15 @@
     python train.py [--config configs/quickstart.yaml] [key=value ...] [--resume RUN_DIR|CHECKPOINT]
 
 With no arguments, trains the embedded default (configs/quickstart.yaml on the sample dataset, built on first
-use). Overrides are dotted config keys, e.g. `train.lr=1e-4 data.batch_size=4`. `--resume` continues a run
-exactly from its checkpoint, with its stored config (only length/logging/device keys may be overridden).
+use). Overrides are dotted config keys, e.g. `train.lr=1e-4 data.batch_size=4` (also accepted as
+`--train.lr=1e-4`, the form W&B sweep agents pass). `--resume` continues a run exactly from its checkpoint,
+with its stored config (only length/logging/device keys may be overridden).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -24,10 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="YAML config (default: configs/quickstart.yaml)")
     parser.add_argument("--resume", metavar="RUN_DIR|CHECKPOINT", help="continue a run exactly where it stopped")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.lr=1e-4")
+    argv = sys.argv[1:] if argv is None else argv
+    # --train.lr=0.1 (the form W&B sweep agents pass by default) is an override like train.lr=0.1.
+    argv = [a[2:] if a.startswith("--") and "=" in a and "." in a.split("=", 1)[0] else a for a in argv]
     args = parser.parse_args(argv)
 
     def go() -> int:
-        from gan.config import ConfigError, load_config
+        from gan.config import ConfigError, load_config, replace
         from gan.trainer import train
 
         if args.resume:
@@ -37,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
             train(None, resume=args.resume, overrides=args.overrides)
         else:
             cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
+            sweep_run = os.environ.get("WANDB_RUN_ID") if os.environ.get("WANDB_SWEEP_ID") else None
+            if sweep_run and not any(o.startswith("name=") for o in args.overrides):
+                cfg = replace(cfg, [f"name={cfg.name}-{sweep_run}"])  # under `wandb agent`: a folder per run
             train(cfg)
         return 0
 

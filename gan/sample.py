@@ -108,10 +108,13 @@ def build_sample_dataset(root: str | Path, log=print) -> Path:
         # Held-out photos at a natural size (full-resolution translation keeps it).
         _save(_fit(photos["chelsea"], 128), tmp / "testA" / "chelsea.png")
         _save(_fit(photos["motorcycle_left"], 160), tmp / "testA" / "motorcycle.png")
-        for name in photo_names:
+        for name in photo_names:  # a square from the held-out right 30% of each training photo
             img = photos[name]
             right = img[:, int(0.7 * img.shape[1]):]
-            _save(_fit(right, 112), tmp / "testA" / f"{name}_heldout.png")
+            side = min(right.shape[:2])
+            y = (right.shape[0] - side) // 2
+            _save(cv2.resize(right[y:y + side, :side], (128, 128), interpolation=cv2.INTER_AREA),
+                  tmp / "testA" / f"{name}_heldout.png")
         if root.exists():
             shutil.rmtree(root)
         root.parent.mkdir(parents=True, exist_ok=True)

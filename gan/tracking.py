@@ -1,6 +1,13 @@
-"""Run records: metrics.jsonl and sample grids in the run directory, always; Weights & Biases on top.
+"""Run records: metrics.jsonl, summary.json and sample grids in the run directory, always; Weights & Biases
+on top, by `tracking.wandb.mode`:
 
-Only rank 0 writes (the trainer creates a Tracker with `enabled=False` elsewhere).
+    auto      online when W&B credentials are configured (WANDB_API_KEY or a netrc entry), otherwise offline
+              with a hint on `wandb sync`; a WANDB_MODE in the environment wins
+    online / offline / disabled   as W&B means them (disabled: W&B is not even imported)
+
+Only rank 0 tracks (the trainer passes enabled=False elsewhere). A W&B failure of any kind (no network, bad
+key, quota) is reported once, W&B is switched off for the rest of the run, and training goes on; the local
+records are unaffected. W&B files go to $WANDB_DIR when set, else into the run directory.
 """
 
 from __future__ import annotations
@@ -8,7 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import netrc
+import os
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -35,32 +45,120 @@ def make_grid(rows: list[list[torch.Tensor]], pad: int = 2) -> np.ndarray:
     return grid
 
 
-class Tracker:
-    """metrics.jsonl + samples/ in `run_dir`; `enabled=False` makes every call a no-op (non-zero ranks)."""
+def wandb_credentials_configured() -> bool:
+    """An API key in the environment, or a netrc entry for the W&B host (what `wandb login` writes)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
+    try:
+        return netrc.netrc(path).authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
 
-    def __init__(self, run_dir: Path, enabled: bool = True):
+
+def resolve_wandb_mode(mode: str) -> str:
+    if mode != "auto":
+        return mode
+    env = os.environ.get("WANDB_MODE")
+    if env in ("online", "offline", "disabled", "dryrun", "run"):
+        return {"dryrun": "offline", "run": "online"}.get(env, env)
+    return "online" if wandb_credentials_configured() else "offline"
+
+
+class Tracker:
+    """metrics.jsonl + samples/ + summary.json in `run_dir`, and a W&B run when configured.
+    `enabled=False` makes every call a no-op (non-zero ranks)."""
+
+    def __init__(self, run_dir: Path, cfg=None, enabled: bool = True, run_id: str | None = None):
         self.run_dir = Path(run_dir)
         self.enabled = enabled
-        self.run_id: str | None = None
-        if enabled:
-            (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        self.run_id: str | None = run_id
+        self.wandb_run = None
+        self._wandb = None
+        if not enabled:
+            return
+        (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        if cfg is not None:
+            self._start_wandb(cfg, run_id)
+
+    # ----------------------------------------------------------------------------------------- W&B
+
+    def _start_wandb(self, cfg, run_id: str | None) -> None:
+        from gan.config import to_dict
+
+        w = cfg.tracking.wandb
+        mode = resolve_wandb_mode(w.mode)
+        if mode == "disabled":
+            return
+        try:
+            import wandb
+
+            kwargs = dict(
+                project=os.environ.get("WANDB_PROJECT", w.project), entity=os.environ.get("WANDB_ENTITY", w.entity),
+                name=os.environ.get("WANDB_NAME", cfg.name), tags=list(w.tags) or None, group=w.group,
+                notes=w.notes, config=to_dict(cfg), mode=mode, id=run_id, resume="allow" if run_id else None,
+                settings=wandb.Settings(init_timeout=60, console="off", silent=True),
+            )
+            # Read here, not at W&B's first setup, so each run in one process honours the current value.
+            kwargs["dir"] = os.environ.get("WANDB_DIR") or str(self.run_dir)
+            self._wandb = wandb
+            self.wandb_run = wandb.init(**kwargs)
+            self.run_id = self.wandb_run.id
+        except Exception as e:  # W&B must never stop training
+            self._wandb_failed("start", e)
+            return
+        if mode == "offline":
+            # run.dir is <wandb dir>/offline-run-<time>-<id>/files; `wandb sync` takes the folder above it.
+            log.info("W&B is offline%s; upload later with: wandb sync %s",
+                     " (no W&B credentials configured)" if w.mode == "auto" else "", Path(self.wandb_run.dir).parent)
+
+    def _wandb_failed(self, what: str, e: Exception) -> None:
+        log.warning("W&B %s failed (%s: %s); W&B is off for the rest of this run, local records continue in %s",
+                    what, type(e).__name__, str(e).splitlines()[0] if str(e) else "", self.run_dir)
+        self.wandb_run = None
+
+    def _wandb_call(self, what: str, fn) -> None:
+        if self.wandb_run is None:
+            return
+        try:
+            fn(self.wandb_run)
+        except Exception as e:
+            self._wandb_failed(what, e)
+
+    # ----------------------------------------------------------------------------------------- API
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         if not self.enabled:
             return
-        row = {"step": step}
+        row: dict = {"step": step}
         for k, v in metrics.items():
             v = float(v)
             row[k] = v if math.isfinite(v) else str(v)  # JSON has no NaN/inf
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
+        self._wandb_call("log", lambda run: run.log({k: float(v) for k, v in metrics.items()}, step=step))
 
     def log_sample(self, step: int, grid: np.ndarray, caption: str = "") -> Path | None:
         if not self.enabled:
             return None
         path = self.run_dir / "samples" / f"step_{step:07d}.png"
         Image.fromarray(grid).save(path)
+        self._wandb_call("image log", lambda run: run.log(
+            {"samples": self._wandb.Image(grid, caption=f"step {step}: {caption}")}, step=step))
         return path
+
+    def log_checkpoint(self, path: Path, step: int, aliases: list[str]) -> None:
+        """A W&B model artifact (only with tracking.wandb.log_checkpoints)."""
+        if not self.enabled:
+            return
+
+        def upload(run):
+            art = self._wandb.Artifact(f"model-{run.id}", type="model", metadata={"step": step})
+            art.add_file(str(path), name="checkpoint.pt")
+            run.log_artifact(art, aliases=aliases)
+
+        self._wandb_call("checkpoint upload", upload)
 
     def summary(self, values: dict) -> None:
         if not self.enabled:
@@ -69,6 +167,8 @@ class Tracker:
         old = json.loads(path.read_text()) if path.exists() else {}
         old.update(values)
         path.write_text(json.dumps(old, indent=2, default=str))
+        self._wandb_call("summary", lambda run: run.summary.update(values))
 
     def close(self) -> None:
-        pass
+        self._wandb_call("finish", lambda run: run.finish())
+        self.wandb_run = None

@@ -134,7 +134,8 @@ class Trainer:
         self.pool_a = ImagePool(t.pool_size, seed=cfg.seed * 1000 + 1)
         self.pool_b = ImagePool(t.pool_size, seed=cfg.seed * 1000 + 2)
         self.step = 0
-        self.tracker = tracker or Tracker(self.run_dir, enabled=is_main())
+        self.tracker = tracker or Tracker(self.run_dir, cfg, enabled=is_main(),
+                                          run_id=resume.get("wandb_run_id") if resume else None)
         self._stop_signal: str | None = None
         self._acc: dict[str, torch.Tensor] = {}
         self._acc_n = 0
@@ -182,6 +183,8 @@ class Trainer:
         path = None
         if is_main():
             path = ckpt_io.save_checkpoint(self.state_dict(), self.run_dir, self.cfg.train.keep_last)
+            if self.cfg.tracking.wandb.log_checkpoints:
+                self.tracker.log_checkpoint(path, self.step, ["latest", f"step_{self.step}"])
         barrier()
         return path
 
