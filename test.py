@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input", required=True, help="an image file or a folder (searched recursively)")
     p.add_argument("--output", required=True, help="folder for the results (same relative paths)")
     p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="AtoB: photo -> painting")
-    p.add_argument("--batch-size", type=int, default=4, help="images per batch (same-size images are grouped)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="images per batch, same-size images grouped (default: 4 on CUDA, 1 on the CPU)")
     p.add_argument("--tile", type=int, default=0,
                    help="tile size in px; 0 = tile only images above --max-megapixels")
     p.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles in px (blended)")
@@ -34,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--format", default="png", help="output format: png, jpg, webp, bmp, tif")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto: bf16/fp16 autocast where the hardware runs it natively, else fp32")
     p.add_argument("--workers", type=int, default=2, help="decoding processes")
     p.add_argument("--side-by-side", metavar="FILE", help="also write one PNG of input | output rows")
     args = p.parse_args(argv)
@@ -42,21 +44,26 @@ def main(argv: list[str] | None = None) -> int:
     def go() -> int:
         from gan import GanError
         from gan.distributed import resolve_device
-        from gan.translate import TranslateOptions, load_generator, plan_outputs, side_by_side, translate_folder
+        from gan.translate import (TranslateOptions, inference_precision, load_generator, plan_outputs,
+                                   side_by_side, translate_folder)
 
-        for name in ("batch_size", "workers", "tile", "tile_overlap"):
-            if getattr(args, name) < (1 if name == "batch_size" else 0):
+        for name in ("workers", "tile", "tile_overlap"):
+            if getattr(args, name) < 0:
                 raise GanError(f"--{name.replace('_', '-')} must be >= {1 if name == 'batch_size' else 0}")
         if args.resize is not None and args.resize < 1:
             raise GanError("--resize must be >= 1")
+        if args.batch_size is not None and args.batch_size < 1:
+            raise GanError("--batch-size must be >= 1")
         device = resolve_device(args.device, "--device")
         net, info = load_generator(args.checkpoint, args.direction, device)
         log = logging.getLogger("gan")
-        log.info("generator: %s, %s, on %s", info.description, args.direction, device)
+        batch = args.batch_size or (4 if device.type == "cuda" else 1)  # CPUs gain nothing from batching
+        precision = "fp32" if info.source == "onnx" else inference_precision(args.precision, device)
+        log.info("generator: %s, %s, on %s (%s, batch %d)", info.description, args.direction, device, precision, batch)
         opts = TranslateOptions(
-            batch_size=args.batch_size, tile=args.tile, tile_overlap=args.tile_overlap, tile_stats=args.tile_stats,
+            batch_size=batch, tile=args.tile, tile_overlap=args.tile_overlap, tile_stats=args.tile_stats,
             max_pixels=int(args.max_megapixels * 1e6), resize=args.resize, fmt=args.format.lower(),
-            overwrite=args.overwrite, workers=args.workers, precision=args.precision,
+            overwrite=args.overwrite, workers=args.workers, precision=precision,
         )
         report = translate_folder(net, args.input, args.output, opts)
         rate = report.written / max(report.seconds, 1e-9)

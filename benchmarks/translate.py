@@ -3,8 +3,8 @@
     python benchmarks/translate.py [--images 64] [--width 512] [--height 384] [--ngf 64] [--blocks 9]
 
 1. A generated folder of --images images; end-to-end images/s of `python test.py` on it (process start and
-   model load included), then of a plain loop over the same files (decode, one image through the net,
-   encode, save), and their ratio.
+   model load included) with its defaults and with --precision fp32, then of a plain fp32 loop over the
+   same files (decode, one image through the net, encode, save), and the ratios.
 2. One --big-width x --big-height image through test.py, tiled (--tile 512) and untiled, each in its own
    process: peak RSS of that process.
 Prints one JSON line.
@@ -73,7 +73,7 @@ def main() -> None:
     p.add_argument("--height", type=int, default=384)
     p.add_argument("--ngf", type=int, default=64)
     p.add_argument("--blocks", type=int, default=9)
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=None, help="default: test.py's (1 on the CPU)")
     p.add_argument("--big-width", type=int, default=4000)
     p.add_argument("--big-height", type=int, default=3000)
     p.add_argument("--tile-stats", default="exact", choices=["exact", "downscale"])
@@ -83,16 +83,23 @@ def main() -> None:
     torch.manual_seed(0)
     net = ResnetGenerator(3, 3, args.ngf, args.blocks).eval()
     result = {"benchmark": "translate", "threads": torch.get_num_threads(), "ngf": args.ngf, "blocks": args.blocks,
-              "images": args.images, "size": f"{args.width}x{args.height}", "batch_size": args.batch_size}
+              "images": args.images, "size": f"{args.width}x{args.height}",
+              "batch_size": args.batch_size or "default"}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         ckpt = tmp / "latest_net_G.pth"  # our generator's state_dict is in the reference layout
         torch.save(net.state_dict(), ckpt)
         make_images(tmp / "in", args.images, args.width, args.height)
-        t_cli = run_test_py(ckpt, tmp / "in", tmp / "out_cli", "--batch-size", str(args.batch_size))
+        batch = ["--batch-size", str(args.batch_size)] if args.batch_size else []
+        t_cli = run_test_py(ckpt, tmp / "in", tmp / "out_cli", *batch)  # test.py's defaults
+        t_cli32 = run_test_py(ckpt, tmp / "in", tmp / "out_cli32", *batch, "--precision", "fp32")
         t_loop = plain_loop(net, tmp / "in", tmp / "out_loop")
-        result.update(test_py_img_s=round(args.images / t_cli, 3), plain_loop_img_s=round(args.images / t_loop, 3),
-                      ratio=round(t_loop / t_cli, 3))
+        from gan.translate import inference_precision
+
+        result.update(test_py_precision=inference_precision("auto", torch.device("cpu")),
+                      test_py_img_s=round(args.images / t_cli, 3), test_py_fp32_img_s=round(args.images / t_cli32, 3),
+                      plain_loop_img_s=round(args.images / t_loop, 3), ratio=round(t_loop / t_cli, 3),
+                      ratio_fp32=round(t_loop / t_cli32, 3))
 
         make_images(tmp / "big", 1, args.big_width, args.big_height)
         result["big_image"] = f"{args.big_width}x{args.big_height}"

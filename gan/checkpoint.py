@@ -3,7 +3,8 @@
 File contents (plain containers and tensors only):
     format "gan-checkpoint", version, config (plain dict), step, epoch,
     nets {g_ab, g_ba, d_a, d_b}, optimizers {g, d}, schedulers {g, d}, scalers {g, d},
-    pools {a, b}, rng {torch, cuda, numpy, python}, wandb_run_id, best {metric, value, step}
+    position {epoch, in_epoch, steps_per_epoch, batch_size, world_size}, pools [per rank {a, b}],
+    rng [per rank {torch, cuda, numpy, python}], wandb_run_id, best {metric, value, step} or None
 
 `load_any` also accepts a run directory (its latest.pt) and reference CycleGAN generator files.
 """
@@ -49,15 +50,20 @@ def save_checkpoint(state: dict, run_dir: Path, keep_last: int) -> Path:
     run_dir = Path(run_dir)
     path = run_dir / "checkpoints" / step_name(state["step"])
     atomic_save({"format": FORMAT, "version": VERSION, **state}, path)
-    latest = run_dir / "latest.pt"
-    tmp = latest.with_name(f".latest.pt.tmp-{os.getpid()}")
-    try:
-        os.link(path, tmp)  # a hard link: no second copy on disk, survives pruning of the step file
-    except OSError:
-        shutil.copyfile(path, tmp)
-    os.replace(tmp, latest)
+    link(path, run_dir / "latest.pt")
     prune(run_dir / "checkpoints", keep_last)
     return path
+
+
+def link(path: Path, name: Path) -> None:
+    """Point `name` (latest.pt, best.pt) at a checkpoint file: a hard link (no second copy on disk, survives
+    pruning of the step file), a copy where links are not possible; replaced atomically."""
+    tmp = name.with_name(f".{name.name}.tmp-{os.getpid()}")
+    try:
+        os.link(path, tmp)
+    except OSError:
+        shutil.copyfile(path, tmp)
+    os.replace(tmp, name)
 
 
 def prune(folder: Path, keep_last: int) -> None:

@@ -126,6 +126,7 @@ class TrainConfig:
     lr_step_epochs: int = 50  # step policy: multiply the lr by lr_gamma every this many epochs
     lr_gamma: float = 0.1
     pool_size: int = 50
+    scale_lr: Literal["none", "linear", "sqrt"] = "none"  # multiply lr by world size (or its sqrt) under DDP
     device: str = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool = True
@@ -159,6 +160,7 @@ class EvalConfig:
     num_images: int = 200
     metrics: tuple[Metric, ...] = ("kid",)
     best: str = "kid_ab"
+    inception_weights: Optional[str] = None  # local pt_inception-2015-12-05-6726825d.pth (else downloaded)
 
 
 @dataclass(frozen=True)

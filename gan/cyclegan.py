@@ -14,6 +14,11 @@ style_b is the real b batch, or fixed style images when `loss.vgg.style_images` 
 Paper / reference code / here:  G = G_A = g_ab,  F = G_B = g_ba,  D_Y = D_A = d_b,  D_X = D_B = d_a.
 (Here each discriminator is named after the domain it judges.) The module owns no optimizer, no pool and no
 device logic; the trainer freezes d_a/d_b around the generator step.
+
+Each update calls `generators` (both G nets, every image of the step) and `discriminators` exactly once, so
+the trainer can wrap those two in DistributedDataParallel (one forward per backward, every parameter used)
+or torch.compile. The generator step's adversarial terms call the plain d_a/d_b: they are frozen then, and
+no gradient of theirs needs averaging.
 """
 
 from __future__ import annotations
@@ -26,11 +31,42 @@ from gan.config import Config, LossConfig
 from gan.networks import build_discriminator, build_generator
 
 
+class GeneratorPair(nn.Module):
+    """Runs g_ab and g_ba on everything one generator step needs, in one call."""
+
+    def __init__(self, g_ab: nn.Module, g_ba: nn.Module):
+        super().__init__()
+        self.g_ab, self.g_ba = g_ab, g_ba
+
+    def forward(self, real_a: torch.Tensor, real_b: torch.Tensor, identity: bool) -> dict[str, torch.Tensor]:
+        fake_b = self.g_ab(real_a)
+        fake_a = self.g_ba(real_b)
+        out = {"fake_b": fake_b, "rec_a": self.g_ba(fake_b), "fake_a": fake_a, "rec_b": self.g_ab(fake_a)}
+        if identity:
+            out["idt_a"] = self.g_ba(real_a)  # g_ba fed a real A should change nothing
+            out["idt_b"] = self.g_ab(real_b)
+        return out
+
+
+class DiscriminatorPair(nn.Module):
+    """d_a on (real_a, fake_a) and d_b on (real_b, fake_b), in one call."""
+
+    def __init__(self, d_a: nn.Module, d_b: nn.Module):
+        super().__init__()
+        self.d_a, self.d_b = d_a, d_b
+
+    def forward(self, real_a, real_b, fake_a, fake_b) -> tuple[torch.Tensor, ...]:
+        return self.d_a(real_a), self.d_a(fake_a), self.d_b(real_b), self.d_b(fake_b)
+
+
 class CycleGAN(nn.Module):
     def __init__(self, g_ab: nn.Module, g_ba: nn.Module, d_a: nn.Module, d_b: nn.Module, loss: LossConfig,
                  vgg: losses.VGGFeatures | None = None, style_images_b: torch.Tensor | None = None):
         super().__init__()
         self.g_ab, self.g_ba, self.d_a, self.d_b = g_ab, g_ba, d_a, d_b
+        # Call targets of the two updates; the trainer may replace them by DDP / compiled wrappers.
+        self.generators: nn.Module = GeneratorPair(g_ab, g_ba)
+        self.discriminators: nn.Module = DiscriminatorPair(d_a, d_b)
         self.loss_cfg = loss
         # A frozen submodule so .to(device) moves it; checkpoints store only the four nets.
         self.vgg = vgg
@@ -57,10 +93,8 @@ class CycleGAN(nn.Module):
         """-> (L_G, weighted terms that sum to L_G, images {fake_b, rec_a, fake_a, rec_b} still attached)."""
         c = self.loss_cfg
         mode = c.gan_mode
-        fake_b = self.g_ab(real_a)
-        rec_a = self.g_ba(fake_b)
-        fake_a = self.g_ba(real_b)
-        rec_b = self.g_ab(fake_a)
+        images = self.generators(real_a, real_b, c.lambda_identity > 0)
+        fake_b, rec_a, fake_a, rec_b = images["fake_b"], images["rec_a"], images["fake_a"], images["rec_b"]
         terms = {
             "adv_ab": losses.generator_adv_loss(self.d_b(fake_b), mode),
             "adv_ba": losses.generator_adv_loss(self.d_a(fake_a), mode),
@@ -69,12 +103,12 @@ class CycleGAN(nn.Module):
         }
         if c.lambda_identity > 0:
             w = c.lambda_identity * c.lambda_cycle
-            terms["idt_a"] = w * losses.identity_loss(self.g_ba(real_a), real_a)
-            terms["idt_b"] = w * losses.identity_loss(self.g_ab(real_b), real_b)
+            terms["idt_a"] = w * losses.identity_loss(images.pop("idt_a"), real_a)
+            terms["idt_b"] = w * losses.identity_loss(images.pop("idt_b"), real_b)
         if c.lambda_content > 0 or c.lambda_style > 0:
             terms.update(self._vgg_terms(real_a, real_b, fake_a, fake_b))
         total = sum(terms.values())
-        return total, terms, {"fake_b": fake_b, "rec_a": rec_a, "fake_a": fake_a, "rec_b": rec_b}
+        return total, terms, images
 
     def _vgg_terms(self, real_a, real_b, fake_a, fake_b) -> dict[str, torch.Tensor]:
         c = self.loss_cfg
@@ -102,9 +136,11 @@ class CycleGAN(nn.Module):
                            fake_b: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """-> (L_D = L_d_a + L_d_b, terms). Pass pooled fakes; they are detached here."""
         mode = self.loss_cfg.gan_mode
+        real_pred_a, fake_pred_a, real_pred_b, fake_pred_b = self.discriminators(
+            real_a, real_b, fake_a.detach(), fake_b.detach())
         terms = {
-            "d_a": losses.discriminator_loss(self.d_a(real_a), self.d_a(fake_a.detach()), mode),
-            "d_b": losses.discriminator_loss(self.d_b(real_b), self.d_b(fake_b.detach()), mode),
+            "d_a": losses.discriminator_loss(real_pred_a, fake_pred_a, mode),
+            "d_b": losses.discriminator_loss(real_pred_b, fake_pred_b, mode),
         }
         return terms["d_a"] + terms["d_b"], terms
 

@@ -22,18 +22,19 @@ import signal
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network check at import
+import cv2
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-import albumentations as A  # noqa: E402
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image, ImageOps  # noqa: E402
-from torch.utils.data import DataLoader, Dataset, Sampler  # noqa: E402
+from gan import GanError
+from gan.config import Config, DataConfig, TransformSpec
 
-from gan import GanError  # noqa: E402
-from gan.config import Config, DataConfig, TransformSpec  # noqa: E402
+if TYPE_CHECKING:
+    import albumentations as A
 
 log = logging.getLogger("gan")
 
@@ -160,7 +161,8 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
 
 def to_uint8(t: torch.Tensor) -> np.ndarray:
     """float (C, H, W) in [-1, 1] -> uint8 (H, W, C). The one place a tensor becomes uint8."""
-    t = t.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    t = t.detach().float().clamp(-1, 1)  # one copy; the rest in place (full-resolution images are large)
+    t = t.add_(1).mul_(127.5).round_().to(torch.uint8)
     return t.permute(1, 2, 0).cpu().numpy()
 
 
@@ -186,12 +188,21 @@ def _scale_width(img: np.ndarray, width: int, min_height: int, **_) -> np.ndarra
     return cv2.resize(img, (width, new_h), interpolation=cv2.INTER_CUBIC if width > w else cv2.INTER_AREA)
 
 
+def _albumentations():
+    """Imported on first use: translation and evaluation never need it (saves ~0.4 s of start-up)."""
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network check at import
+    import albumentations
+
+    return albumentations
+
+
 def _lambda(fn, **kw) -> A.Lambda:
-    return A.Lambda(image=functools.partial(fn, **kw), p=1.0)
+    return _albumentations().Lambda(image=functools.partial(fn, **kw), p=1.0)
 
 
 def build_extra_transform(spec: TransformSpec) -> A.BasicTransform:
     """An albumentations transform from its class name and parameters; GanError on unknown name/bad params."""
+    A = _albumentations()
     cls = getattr(A, spec.name, None)
     if not (isinstance(cls, type) and issubclass(cls, A.BasicTransform)):
         names = [n for n in dir(A) if isinstance(getattr(A, n), type) and issubclass(getattr(A, n), A.BasicTransform)]
@@ -210,6 +221,7 @@ def build_extra_transform(spec: TransformSpec) -> A.BasicTransform:
 
 def build_transform(cfg: DataConfig, train: bool = True) -> A.Compose:
     """Preset geometry (+ horizontal flip and extra transforms when training), on uint8 RGB arrays."""
+    A = _albumentations()
     load, crop = cfg.load_size, cfg.crop_size
     crop_op = A.RandomCrop(crop, crop) if train else A.CenterCrop(crop, crop)
     ops: list = []

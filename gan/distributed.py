@@ -1,6 +1,13 @@
-"""Rank/world helpers that are harmless outside torch.distributed: one code path for 1 or N processes."""
+"""Rank/world helpers that are harmless outside torch.distributed: one code path for 1 or N processes.
+
+Launched by torchrun (RANK, WORLD_SIZE, LOCAL_RANK in the environment), `init()` joins the process group:
+NCCL when the run uses CUDA, gloo on the CPU. Without those variables everything here is a no-op.
+"""
 
 from __future__ import annotations
+
+import datetime
+import os
 
 import torch
 import torch.distributed as dist
@@ -30,11 +37,61 @@ def barrier() -> None:
         dist.barrier()
 
 
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init(device_name: str) -> None:
+    """Join the process group when started by torchrun (no-op otherwise, or if already joined)."""
+    if not launched_by_torchrun() or is_dist():
+        return
+    use_cuda = device_name != "cpu" and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(minutes=30))
+
+
+def shutdown() -> None:
+    if is_dist():
+        dist.destroy_process_group()
+
+
 def resolve_device(name: str, what: str = "train.device") -> torch.device:
-    """auto -> CUDA when available, else CPU; an explicit cuda device without CUDA is a clear error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """auto -> CUDA when available, else CPU; under torchrun, CUDA means this process's LOCAL_RANK GPU.
+    An explicit cuda device without CUDA is a clear error."""
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise GanError(f"{what}={name}, but CUDA is not available here (torch.cuda.is_available() is False); "
                        f"use auto or cpu")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and is_dist():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device(name)
+
+
+def all_gather_object(obj) -> list:
+    """[obj of rank 0, obj of rank 1, ...]; [obj] outside DDP."""
+    if not is_dist():
+        return [obj]
+    out = [None] * get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True if `flag` is set on any rank (a collective: every rank must call it at the same point)."""
+    if not is_dist():
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def mean_over_ranks(values: dict[str, float], device: torch.device) -> dict[str, float]:
+    """Average logged scalars over ranks (a collective)."""
+    if not is_dist() or not values:
+        return values
+    keys = sorted(values)
+    t = torch.tensor([float(values[k]) for k in keys], device=device, dtype=torch.float64)
+    dist.all_reduce(t)
+    return {k: v / get_world_size() for k, v in zip(keys, t.tolist())}

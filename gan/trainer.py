@@ -7,7 +7,13 @@ one or many processes (helpers in gan.distributed). The step follows the referen
     2. D update on L_D with the generated images drawn through each domain's ImagePool
 
 Exact resume: every source of randomness is either restored from the checkpoint (torch/CUDA/numpy/python
-RNGs, the pools' generators) or a pure function of (seed, epoch, index) (data order and augmentation).
+RNGs and image pools of every rank) or a pure function of (seed, epoch, index) (data order, augmentation).
+The position is (epoch, step in epoch); the learning rate is a pure function of it, so it continues where
+it was, also when a run resumes with another number of processes (then at the same fraction of the epoch).
+
+Distributed (torchrun): generators and discriminators are wrapped in DistributedDataParallel, each update
+calls its wrapper once, and gradients are averaged over ranks; stopping (signal or divergence) is agreed on
+by all ranks at the same step, so no rank is left waiting.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from gan import checkpoint as ckpt_io
 from gan.config import Config, from_dict, save_config, to_dict
 from gan.cyclegan import CycleGAN, build_cyclegan, set_requires_grad
 from gan.data import TrainData, build_train_data, find_images, load_image, to_tensor
+from gan import distributed as dist_utils
 from gan.distributed import barrier, get_rank, get_world_size, is_main, resolve_device
 from gan.image_pool import ImagePool
 from gan.networks import count_parameters
@@ -44,28 +51,22 @@ class DivergenceError(GanError):
     """A loss became NaN or infinite; training stopped before the step was applied."""
 
 
-def lr_lambda(cfg: Config, steps_per_epoch: int):
-    """The LR factor for each step: constant, then linear to zero (reference: n_epochs + n_epochs_decay);
-    or step decay by lr_gamma every lr_step_epochs; or cosine over the whole run."""
+def lr_factor(cfg: Config, epochs_done: float, step: int) -> float:
+    """The LR multiplier at a position. Epoch-based runs: constant for train.epochs, then linear to zero over
+    train.epochs_decay (the reference's n_epochs + n_epochs_decay, applied per step rather than per epoch).
+    With train.max_steps: constant for the first half of the steps, linear to zero over the second.
+    `step` policy: x lr_gamma every lr_step_epochs epochs; `cosine`: half a cosine over the whole run."""
     t = cfg.train
-    total = total_steps(cfg, steps_per_epoch)
-    constant = total // 2 if t.max_steps is not None else t.epochs * steps_per_epoch
-    decay = total - constant
-    step_every = max(1, t.lr_step_epochs * steps_per_epoch)
-
-    def factor(step: int) -> float:
-        if t.lr_policy == "linear":
-            return 1.0 - max(0, step - constant) / (decay + 1)
-        if t.lr_policy == "step":
-            return t.lr_gamma ** (step // step_every)
-        return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))  # cosine
-
-    return factor
-
-
-def total_steps(cfg: Config, steps_per_epoch: int) -> int:
-    t = cfg.train
-    return t.max_steps if t.max_steps is not None else (t.epochs + t.epochs_decay) * steps_per_epoch
+    if t.max_steps is not None:
+        x, total = float(step), float(t.max_steps)
+        constant = float(t.max_steps // 2)
+    else:
+        x, total, constant = epochs_done, float(t.epochs + t.epochs_decay), float(t.epochs)
+    if t.lr_policy == "linear":
+        return max(0.0, 1.0 - max(0.0, x - constant) / max(total - constant, 1e-12))
+    if t.lr_policy == "step":
+        return t.lr_gamma ** math.floor(epochs_done / t.lr_step_epochs + 1e-9)
+    return 0.5 * (1.0 + math.cos(math.pi * min(x, total) / total))  # cosine
 
 
 def load_style_images(folder: str, size: int) -> torch.Tensor:
@@ -89,7 +90,7 @@ class Trainer:
     """Builds everything from a Config and runs `fit()`. `resume` is a loaded checkpoint dict."""
 
     def __init__(self, cfg: Config, run_dir: Path, resume: dict | None = None, vgg_weights: str | None = None,
-                 tracker: Tracker | None = None):
+                 tracker: Tracker | None = None, feature_extractor: torch.nn.Module | None = None):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         t = cfg.train
@@ -113,51 +114,91 @@ class Trainer:
         self.memory_format = (torch.channels_last if t.channels_last and self.device.type == "cuda"
                               else torch.contiguous_format)
         self.model: CycleGAN = model.to(self.device, memory_format=self.memory_format)
-        # The plain modules: checkpoints hold their state_dicts, with or without torch.compile.
+        # The plain modules: checkpoints hold their state_dicts, whatever wraps them for training.
         self.nets = {"g_ab": model.g_ab, "g_ba": model.g_ba, "d_a": model.d_a, "d_b": model.d_b}
-        if t.compile:
-            for name, net in self.nets.items():
-                setattr(self.model, name, torch.compile(net))
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
 
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            model.generators = DDP(model.generators, device_ids=ids, broadcast_buffers=False)
+            model.discriminators = DDP(model.discriminators, device_ids=ids, broadcast_buffers=False)
+            # The G step's adversarial terms use the plain d_a/d_b; DDP has synced them from rank 0 above.
+        if t.compile:
+            model.generators = torch.compile(model.generators)
+            model.discriminators = torch.compile(model.discriminators)
+
+        scale = {"none": 1.0, "linear": float(self.world_size), "sqrt": math.sqrt(self.world_size)}[t.scale_lr]
+        self.base_lr = t.lr * scale
         self.opt_g = torch.optim.Adam(itertools.chain(model.g_ab.parameters(), model.g_ba.parameters()),
-                                      lr=t.lr, betas=(t.beta1, t.beta2))
+                                      lr=self.base_lr, betas=(t.beta1, t.beta2))
         self.opt_d = torch.optim.Adam(itertools.chain(model.d_a.parameters(), model.d_b.parameters()),
-                                      lr=t.lr, betas=(t.beta1, t.beta2))
+                                      lr=self.base_lr, betas=(t.beta1, t.beta2))
         self.steps_per_epoch = self.data.steps_per_epoch
-        self.total_steps = total_steps(cfg, self.steps_per_epoch)
-        factor = lr_lambda(cfg, self.steps_per_epoch)
-        self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, factor)
-        self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, factor)
+        self.epoch, self.in_epoch = 0, 0  # position: epoch, and optimizer steps taken in it
         # One scaler per optimizer so an overflow in D does not shrink G's scale. Disabled = pass-through.
         self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
-        self.pool_a = ImagePool(t.pool_size, seed=cfg.seed * 1000 + 1)
-        self.pool_b = ImagePool(t.pool_size, seed=cfg.seed * 1000 + 2)
+        self.pool_a = ImagePool(t.pool_size, seed=cfg.seed * 1000 + 2 * self.rank + 1)
+        self.pool_b = ImagePool(t.pool_size, seed=cfg.seed * 1000 + 2 * self.rank + 2)
         self.step = 0
         self.tracker = tracker or Tracker(self.run_dir, cfg, enabled=is_main(),
                                           run_id=resume.get("wandb_run_id") if resume else None)
         self._stop_signal: str | None = None
         self._acc: dict[str, torch.Tensor] = {}
         self._acc_n = 0
+        self.best: dict | None = None  # {"metric", "value", "step"} of best.pt
+        self.scorers = None
+        if cfg.eval.every > 0 and is_main():
+            self._setup_eval(feature_extractor)
         if resume is not None:
             self._restore(resume)
 
     # ------------------------------------------------------------------------------------------ state
 
+    def epochs_done(self) -> float:
+        return self.epoch + self.in_epoch / self.steps_per_epoch
+
+    def finished(self) -> bool:
+        t = self.cfg.train
+        if t.max_steps is not None:
+            return self.step >= t.max_steps
+        return self.epoch >= t.epochs + t.epochs_decay
+
+    def total_steps(self) -> int:
+        """Steps of the whole run at the current steps per epoch (for the progress bar)."""
+        t = self.cfg.train
+        if t.max_steps is not None:
+            return t.max_steps
+        remaining = (t.epochs + t.epochs_decay - self.epochs_done()) * self.steps_per_epoch
+        return self.step + max(0, round(remaining))
+
+    def set_lr(self) -> None:
+        factor = lr_factor(self.cfg, self.epochs_done(), self.step)
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = self.base_lr * factor
+
     def state_dict(self) -> dict:
+        """The whole training state. Collective under DDP: every rank must call it (pools and RNG states
+        of all ranks are gathered)."""
+        pools = dist_utils.all_gather_object({"a": self.pool_a.state_dict(), "b": self.pool_b.state_dict()})
+        rngs = dist_utils.all_gather_object(_rng_state())
         return {
             "config": to_dict(self.cfg),
             "step": self.step,
-            "epoch": self.step // self.steps_per_epoch,
+            "epoch": self.epoch,
+            "position": {"epoch": self.epoch, "in_epoch": self.in_epoch, "steps_per_epoch": self.steps_per_epoch,
+                         "batch_size": self.cfg.data.batch_size, "world_size": self.world_size},
             "nets": {k: net.state_dict() for k, net in self.nets.items()},
             "optimizers": {"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()},
-            "schedulers": {"g": self.sched_g.state_dict(), "d": self.sched_d.state_dict()},
+            # The LR is a function of the position; stored for inspection.
+            "schedulers": {"policy": self.cfg.train.lr_policy, "base_lr": self.base_lr,
+                           "lr_g": self.opt_g.param_groups[0]["lr"], "lr_d": self.opt_d.param_groups[0]["lr"]},
             "scalers": {"g": self.scaler_g.state_dict(), "d": self.scaler_d.state_dict()},
-            "pools": {"a": self.pool_a.state_dict(), "b": self.pool_b.state_dict()},
-            "rng": _rng_state(),
-            "data": {"steps_per_epoch": self.steps_per_epoch, "batch_size": self.cfg.data.batch_size,
-                     "world_size": self.world_size},
+            "pools": pools,  # one entry per rank
+            "rng": rngs,  # one entry per rank
             "wandb_run_id": self.tracker.run_id,
+            "best": self.best,
         }
 
     def _restore(self, state: dict) -> None:
@@ -165,24 +206,36 @@ class Trainer:
             net.load_state_dict(state["nets"][name])
         self.opt_g.load_state_dict(state["optimizers"]["g"])
         self.opt_d.load_state_dict(state["optimizers"]["d"])
-        self.sched_g.load_state_dict(state["schedulers"]["g"])
-        self.sched_d.load_state_dict(state["schedulers"]["d"])
         if state["scalers"]["g"]:
             self.scaler_g.load_state_dict(state["scalers"]["g"])
             self.scaler_d.load_state_dict(state["scalers"]["d"])
-        self.pool_a.load_state_dict(state["pools"]["a"], self.device)
-        self.pool_b.load_state_dict(state["pools"]["b"], self.device)
+        pools = state["pools"][self.rank % len(state["pools"])]
+        self.pool_a.load_state_dict(pools["a"], self.device)
+        self.pool_b.load_state_dict(pools["b"], self.device)
         self.step = int(state["step"])
-        if state["data"]["steps_per_epoch"] != self.steps_per_epoch:
-            log.warning("steps per epoch changed (%s -> %s: other dataset size, batch or world size); the data "
-                        "order restarts at the current epoch boundary", state["data"]["steps_per_epoch"],
-                        self.steps_per_epoch)
-        _set_rng_state(state["rng"])
+        pos = state["position"]
+        self.epoch, self.in_epoch = int(pos["epoch"]), int(pos["in_epoch"])
+        if pos["steps_per_epoch"] != self.steps_per_epoch:
+            # Another world size, batch size or dataset: continue at the same fraction of the epoch.
+            self.in_epoch = min(self.steps_per_epoch - 1,
+                                round(self.in_epoch * self.steps_per_epoch / pos["steps_per_epoch"]))
+            if is_main():
+                log.warning("resuming with %d steps per epoch instead of %d (world size %d -> %d, batch %d -> %d):"
+                            " continuing at the same point of epoch %d; exact resume needs the same setup",
+                            self.steps_per_epoch, pos["steps_per_epoch"], pos["world_size"], self.world_size,
+                            pos["batch_size"], self.cfg.data.batch_size, self.epoch)
+        if len(state["rng"]) == self.world_size:
+            _set_rng_state(state["rng"][self.rank])
+        self.best = state.get("best")
+        if self.best is not None and self.best["metric"] != self.cfg.eval.best:
+            self.best = None  # eval.best changed on resume: scores of another metric do not compare
 
     def save(self) -> Path | None:
+        """Write a checkpoint (rank 0); every rank must call it. Returns the path on rank 0."""
         path = None
+        state = self.state_dict()
         if is_main():
-            path = ckpt_io.save_checkpoint(self.state_dict(), self.run_dir, self.cfg.train.keep_last)
+            path = ckpt_io.save_checkpoint(state, self.run_dir, self.cfg.train.keep_last)
             if self.cfg.tracking.wandb.log_checkpoints:
                 self.tracker.log_checkpoint(path, self.step, ["latest", f"step_{self.step}"])
         barrier()
@@ -198,6 +251,7 @@ class Trainer:
         real_a = batch["A"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         real_b = batch["B"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         m = self.model
+        self.set_lr()
 
         # 1. generators, with both discriminators frozen (their grads are neither needed nor wanted)
         set_requires_grad([m.d_a, m.d_b], False)
@@ -221,8 +275,6 @@ class Trainer:
         self.scaler_d.step(self.opt_d)
         self.scaler_d.update()
 
-        self.sched_g.step()
-        self.sched_d.step()
         out = {"loss_g": loss_g.detach(), "loss_d": loss_d.detach(), **{k: v.detach() for k, v in terms.items()},
                **{k: v.detach() for k, v in terms_d.items()}}
         images = {"real_a": real_a, "real_b": real_b, **{k: v.detach() for k, v in images.items()}}
@@ -230,12 +282,16 @@ class Trainer:
 
     def _check_finite(self, terms: dict[str, torch.Tensor]) -> None:
         values = torch.stack([v.detach().float().reshape(()) for v in terms.values()])
-        if bool(torch.isfinite(values).all()):
+        finite = bool(torch.isfinite(values).all())
+        if not dist_utils.any_rank(not finite, self.device):  # every rank stops at the same step
             return
         bad = [(k, v) for k, v in zip(terms, values.tolist()) if not math.isfinite(v)]
-        name, value = next(((k, v) for k, v in bad if k not in ("loss_g", "loss_d")), bad[0])
         latest = self.run_dir / "latest.pt"
         kept = f"the last good checkpoint is {latest}" if latest.exists() else "no checkpoint was written yet"
+        if not bad:
+            raise DivergenceError(f"a loss became non-finite on another process at step {self.step + 1}: "
+                                  f"training stopped; {kept}")
+        name, value = next(((k, v) for k, v in bad if k not in ("loss_g", "loss_d")), bad[0])
         raise DivergenceError(
             f"loss term {name} is {value} at step {self.step + 1}: training stopped before applying it; {kept}. "
             "Try a lower train.lr, fp32 precision, or another seed.")
@@ -246,45 +302,103 @@ class Trainer:
         """Train to the end (or to a stop signal); returns the path of the last checkpoint written."""
         t = self.cfg.train
         self._print_summary()
-        last_ckpt = None
-        bar = _progress(self.total_steps, self.step) if is_main() else None
+        bar = _progress(self.total_steps(), self.step) if is_main() else None
         window_start, data_wait = time.perf_counter(), 0.0
+        stop = False
         with self._signals():
-            while self.step < self.total_steps and self._stop_signal is None:
-                epoch, in_epoch = divmod(self.step, self.steps_per_epoch)
-                self.data.set_position(epoch, in_epoch)
+            while not self.finished() and not stop:
+                self.data.set_position(self.epoch, self.in_epoch)
                 fetch_start = time.perf_counter()
                 for batch in self.data.loader:
                     data_wait += time.perf_counter() - fetch_start
                     terms, images = self.train_step(batch)
                     self.step += 1
+                    self.in_epoch += 1
+                    if self.in_epoch == self.steps_per_epoch:
+                        self.epoch, self.in_epoch = self.epoch + 1, 0
                     self._accumulate(terms)
+                    done = self.finished()
+                    # All ranks agree to stop at the same step, whichever of them got the signal.
+                    stop = dist_utils.any_rank(self._stop_signal is not None, self.device)
                     if bar is not None:
                         bar.update(1)
-                    if self.step % t.log_every == 0 or self.step == self.total_steps:
+                    if self.step % t.log_every == 0 or done:
                         elapsed = time.perf_counter() - window_start
                         metrics = self._log(elapsed, data_wait)
                         if bar is not None:
                             bar.set_postfix({k: f"{metrics[k]:.3f}" for k in ("loss_g", "loss_d", "cycle_a")}
                                             | {"img/s": f"{metrics['img_per_s']:.1f}"}, refresh=False)
                         window_start, data_wait = time.perf_counter(), 0.0
-                    if self.step % t.sample_every == 0 or self.step == self.total_steps:
+                    if self.step % t.sample_every == 0 or done:
                         self._sample(images)
-                    if self.step % t.save_every == 0 and self.step < self.total_steps:
-                        last_ckpt = self.save()
-                    if self.step >= self.total_steps or self._stop_signal is not None:
+                    if self.cfg.eval.every and (self.step % self.cfg.eval.every == 0 or done):
+                        self.evaluate()
+                    if self.step % t.save_every == 0 and not done and not stop:
+                        self.save()
+                    if done or stop:
                         break
                     fetch_start = time.perf_counter()
         if bar is not None:
             bar.close()
         last_ckpt = self.save()
-        if self._stop_signal is not None:
-            log.info("%s received: stopped at step %d/%d and saved %s\nresume with: python train.py --resume %s",
-                     self._stop_signal, self.step, self.total_steps, last_ckpt, self.run_dir)
-        else:
+        if stop:
+            log.info("%s: stopped at step %d and saved %s\nresume with: python train.py --resume %s",
+                     self._stop_signal or "stop requested by another process", self.step, last_ckpt, self.run_dir)
+        elif is_main():
             log.info("finished %d steps; checkpoint: %s", self.step, last_ckpt)
-        self.tracker.summary({"final_step": self.step, "checkpoint": str(last_ckpt)})
+        if self.best is not None and is_main():
+            log.info("best %s = %.6g at step %d: %s", self.best["metric"], self.best["value"], self.best["step"],
+                     self.run_dir / "best.pt")
+        self.tracker.summary({"final_step": self.step, "checkpoint": str(last_ckpt),
+                              **({f"best_{self.best['metric']}": self.best["value"], "best_step": self.best["step"]}
+                                 if self.best else {})})
         return last_ckpt
+
+    # ------------------------------------------------------------------------------------- evaluation
+
+    def _setup_eval(self, feature_extractor: torch.nn.Module | None) -> None:
+        """Test splits, scorers and the real images' features, once (rank 0)."""
+        from gan.data import domain_dir, scan_domain
+        from gan.evaluate import add_reference
+        from gan.metrics import Scorer
+
+        e, d = self.cfg.eval, self.cfg.data
+        self.eval_a = scan_domain(domain_dir(d, "test_a"), "data.test_a (eval)").paths[: e.num_images]
+        self.eval_b = scan_domain(domain_dir(d, "test_b"), "data.test_b (eval)").paths[: e.num_images]
+        ab = Scorer(e.metrics, feature_extractor, e.inception_weights, self.device)  # fakes B vs real test_b
+        ba = Scorer(e.metrics, ab.feature, e.inception_weights, self.device)
+        add_reference(ab, self.eval_b, d.crop_size)
+        add_reference(ba, self.eval_a, d.crop_size)
+        self.scorers = {"ab": ab, "ba": ba}
+
+    def evaluate(self) -> dict[str, float]:
+        """Metrics on the test splits in both directions (rank 0; a collective for best.pt)."""
+        from gan.evaluate import add_translations
+        from gan.metrics import better
+
+        results: dict[str, float] = {}
+        improved = False
+        if is_main():
+            size = self.cfg.data.crop_size
+            for key, net, paths in (("ab", self.nets["g_ab"], self.eval_a), ("ba", self.nets["g_ba"], self.eval_b)):
+                scorer = self.scorers[key]
+                scorer.reset_fake()
+                net.eval()
+                add_translations(scorer, net, paths, size, self.device)
+                net.train()
+                results.update({f"{k}_{key}": v for k, v in scorer.compute().items()})
+            self.tracker.log(self.step, results)
+            metric = self.cfg.eval.best
+            improved = better(metric, results[metric], self.best["value"] if self.best else None)
+            if improved:
+                self.best = {"metric": metric, "value": results[metric], "step": self.step}
+            log.info("eval at step %d: %s%s", self.step, ", ".join(f"{k} {v:.4g}" for k, v in results.items()),
+                     " (best so far)" if improved else "")
+        if dist_utils.any_rank(improved, self.device):
+            path = self.save()
+            if is_main():
+                ckpt_io.link(path, self.run_dir / "best.pt")
+        return results
 
     def _accumulate(self, terms: dict[str, torch.Tensor]) -> None:
         for k, v in terms.items():
@@ -293,12 +407,12 @@ class Trainer:
 
     def _log(self, elapsed: float, data_wait: float) -> dict[str, float]:
         n = max(1, self._acc_n)
-        metrics = {k: float(v) / n for k, v in self._acc.items()}
+        metrics = dist_utils.mean_over_ranks({k: float(v) / n for k, v in self._acc.items()}, self.device)
         metrics["lr_g"] = self.opt_g.param_groups[0]["lr"]
         metrics["lr_d"] = self.opt_d.param_groups[0]["lr"]
         metrics["img_per_s"] = n * self.cfg.data.batch_size * self.world_size / max(elapsed, 1e-9)
         metrics["data_wait"] = data_wait / max(elapsed, 1e-9)
-        metrics["epoch"] = self.step / self.steps_per_epoch
+        metrics["epoch"] = self.epochs_done()
         if self.device.type == "cuda":
             metrics["cuda_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
         self._acc, self._acc_n = {}, 0
@@ -329,8 +443,8 @@ class Trainer:
             f"           {skipped} unreadable file(s) skipped" if skipped else None,
             f"model      G: {count_parameters(self.nets['g_ab']):,} params x2, "
             f"D: {count_parameters(self.nets['d_a']):,} params x2",
-            f"schedule   {self.total_steps} steps ({self.steps_per_epoch} per epoch, batch "
-            f"{self.cfg.data.batch_size}), lr {t.lr} {t.lr_policy}"
+            f"schedule   {self.total_steps()} steps ({self.steps_per_epoch} per epoch, batch "
+            f"{self.cfg.data.batch_size} x {self.world_size} process(es)), lr {self.base_lr:g} {t.lr_policy}"
             + (f"; resuming at step {self.step}" if self.step else ""),
         ]
         log.info("\n".join(line for line in lines if line))
@@ -404,7 +518,7 @@ def _set_rng_state(state: dict) -> None:
 RESUMABLE_KEYS = (
     "train.epochs", "train.epochs_decay", "train.max_steps", "train.log_every", "train.sample_every",
     "train.save_every", "train.keep_last", "train.device", "train.precision", "train.compile",
-    "train.channels_last", "data.root", "data.train_a", "data.train_b", "data.test_a", "data.test_b",
+    "train.channels_last", "train.scale_lr", "data.root", "data.train_a", "data.train_b", "data.test_a", "data.test_b",
     "data.num_workers", "tracking.", "eval.",
 )
 
@@ -438,20 +552,27 @@ def prepare_run_dir(cfg: Config) -> Path:
     return run_dir
 
 
-def train(cfg: Config, resume: str | Path | None = None, overrides: list[str] = (),
+def train(cfg: Config | None, resume: str | Path | None = None, overrides: list[str] = (),
           vgg_weights: str | None = None) -> Path:
-    """Start (or with `resume`, continue) a run; returns the last checkpoint path."""
+    """Start (or with `resume`, continue) a run; returns the last checkpoint path. Under torchrun, every
+    process calls this; they join the process group here."""
     if resume is not None:
         state = ckpt_io.load_checkpoint(resume)
         cfg = resume_config(state["config"], list(overrides))
         run_dir = ckpt_io.run_dir_of(Path(state["path"]))
-        if is_main():
-            save_config(cfg, run_dir / "config.yaml")
     else:
         state = None
-        run_dir = prepare_run_dir(cfg)
-    trainer = Trainer(cfg, run_dir, resume=state, vgg_weights=vgg_weights)
+    dist_utils.init(cfg.train.device)
     try:
-        return trainer.fit()
+        if state is not None:
+            if is_main():
+                save_config(cfg, run_dir / "config.yaml")
+        else:
+            run_dir = prepare_run_dir(cfg)
+        trainer = Trainer(cfg, run_dir, resume=state, vgg_weights=vgg_weights)
+        try:
+            return trainer.fit()
+        finally:
+            trainer.tracker.close()
     finally:
-        trainer.tracker.close()
+        dist_utils.shutdown()

@@ -11,7 +11,7 @@ from gan import GanError
 from gan.config import load_config
 from gan.data import (UnpairedDataset, UnpairedSampler, build_train_data, build_transform, find_images, load_image,
                       scan_domain, to_tensor, to_uint8)
-from tests.conftest import write_images
+from tests.helpers import write_images
 
 
 def rgb(h=20, w=30, seed=0):

@@ -13,7 +13,7 @@ import torch
 from gan import GanError
 from gan import checkpoint as ckpt_io
 from gan.config import load_config
-from gan.trainer import DivergenceError, Trainer, lr_lambda, prepare_run_dir, train
+from gan.trainer import DivergenceError, Trainer, lr_factor, prepare_run_dir, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def test_train_py_end_to_end(tiny_overrides, tmp_path):
     state = torch.load(run / "latest.pt", weights_only=True)
     assert state["format"] == "gan-checkpoint" and state["step"] == 6
     assert set(state["nets"]) == {"g_ab", "g_ba", "d_a", "d_b"}
-    assert {"optimizers", "schedulers", "scalers", "pools", "rng", "config", "wandb_run_id", "data"} <= set(state)
+    assert {"optimizers", "schedulers", "scalers", "pools", "rng", "config", "wandb_run_id", "position"} <= set(state)
     assert state["config"]["model"]["generator"]["ngf"] == 4
     for name in ("device", "data", "model", "schedule"):
         assert name in r.stderr  # the start-up summary
@@ -194,15 +194,26 @@ def test_fp16_on_cpu_refused_after_auto(tiny_overrides):
 
 def test_lr_schedule_values():
     cfg = load_config(None, ["train.epochs=2", "train.epochs_decay=2"])
-    f = lr_lambda(cfg, steps_per_epoch=10)
-    assert f(0) == 1 and f(19) == 1 and f(20) == 1
-    assert f(30) == pytest.approx(1 - 10 / 21) and f(39) == pytest.approx(2 / 21)
-    g = lr_lambda(load_config(None, ["train.max_steps=100"]), steps_per_epoch=7)
-    assert g(49) == 1 and g(75) == pytest.approx(1 - 25 / 51)
-    s = lr_lambda(load_config(None, ["train.lr_policy=step", "train.lr_step_epochs=2", "train.lr_gamma=0.5"]), 10)
-    assert (s(19), s(20), s(45)) == (1, 0.5, 0.25)
-    c = lr_lambda(load_config(None, ["train.lr_policy=cosine", "train.max_steps=100"]), 10)
-    assert c(0) == 1 and c(50) == pytest.approx(0.5) and c(100) == pytest.approx(0)
+    assert lr_factor(cfg, 0.0, 0) == 1 and lr_factor(cfg, 1.95, 39) == 1 and lr_factor(cfg, 2.0, 40) == 1
+    assert lr_factor(cfg, 3.0, 60) == pytest.approx(0.5) and lr_factor(cfg, 3.9, 78) == pytest.approx(0.05)
+    assert lr_factor(cfg, 4.0, 80) == 0
+    steps = load_config(None, ["train.max_steps=100"])
+    assert lr_factor(steps, 7.0, 49) == 1 and lr_factor(steps, 11.0, 75) == pytest.approx(0.5)
+    s = load_config(None, ["train.lr_policy=step", "train.lr_step_epochs=2", "train.lr_gamma=0.5"])
+    assert (lr_factor(s, 1.9, 0), lr_factor(s, 2.0, 0), lr_factor(s, 4.5, 0)) == (1, 0.5, 0.25)
+    c = load_config(None, ["train.lr_policy=cosine", "train.max_steps=100"])
+    assert lr_factor(c, 0, 0) == 1 and lr_factor(c, 0, 50) == pytest.approx(0.5) and lr_factor(c, 0, 100) == pytest.approx(0)
+
+
+def test_lr_follows_the_schedule_during_training(tiny_overrides):
+    # 6 samples, batch 2 -> 3 steps per epoch; 1 epoch constant + 1 epoch of linear decay
+    cfg = load_config(None, tiny_overrides + ["data.batch_size=2", "train.epochs=1", "train.epochs_decay=1"])
+    trainer = Trainer(cfg, prepare_run_dir(cfg))
+    trainer.fit()
+    assert trainer.step == 6 and trainer.epoch == 2
+    lrs = [json.loads(x)["lr_g"] for x in (Path(cfg.train.output_dir) / "tiny" / "metrics.jsonl").read_text().splitlines()]
+    # logged after steps 2, 4, 6 with the lr those steps used, at epochs done 1/3, 1 and 5/3: factors 1, 1, 1/3
+    assert lrs == pytest.approx([2e-4, 2e-4, 2e-4 / 3])
 
 
 def test_checkpoint_has_plain_keys_with_compile_and_no_vgg(tiny_overrides):

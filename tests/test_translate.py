@@ -13,7 +13,7 @@ from gan.config import load_config
 from gan.networks import ResnetGenerator
 from gan.trainer import Trainer, prepare_run_dir
 from gan.translate import (TranslateOptions, load_generator, plan_outputs, translate_folder, translate_tiled)
-from tests.conftest import write_images
+from tests.helpers import write_images
 from tests.test_networks import reference_generator
 
 ROOT = Path(__file__).resolve().parents[1]
