@@ -44,8 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     def go() -> int:
         from gan import GanError
         from gan.distributed import resolve_device
-        from gan.translate import (TranslateOptions, inference_precision, load_generator, plan_outputs,
-                                   side_by_side, translate_folder)
+        from gan.translate import (
+            TranslateOptions,
+            inference_precision,
+            load_generator,
+            plan_outputs,
+            side_by_side,
+            translate_folder,
+        )
 
         for name in ("workers", "tile", "tile_overlap"):
             if getattr(args, name) < 0:

@@ -155,15 +155,32 @@ def scan_domain(folder: str | Path, what: str = "domain") -> Domain:
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, C) -> float32 (C, H, W) in [-1, 1]. The one place uint8 becomes a tensor."""
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(127.5).sub_(1.0)
+    """uint8 (H, W, C) -> float32 (C, H, W) in [-1, 1]."""
+    return normalize_uint8(torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))))
 
 
-def to_uint8(t: torch.Tensor) -> np.ndarray:
-    """float (C, H, W) in [-1, 1] -> uint8 (H, W, C). The one place a tensor becomes uint8."""
-    t = t.detach().float().clamp(-1, 1)  # one copy; the rest in place (full-resolution images are large)
+def normalize_uint8(t: torch.Tensor) -> torch.Tensor:
+    """uint8 tensor (any shape, any device) -> float32 in [-1, 1]. The one place uint8 becomes float."""
+    return t.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(t: torch.Tensor, inplace: bool = False) -> np.ndarray:
+    """float (C, H, W) in [-1, 1] -> uint8 (H, W, C). The one place a tensor becomes uint8. `inplace` reuses
+    `t` (a float32 CPU tensor the caller gives up) instead of a full-size copy."""
+    t = t.detach().float()
+    t = t.clamp_(-1, 1) if inplace and t.device.type == "cpu" else t.clamp(-1, 1)
     t = t.add_(1).mul_(127.5).round_().to(torch.uint8)
     return t.permute(1, 2, 0).cpu().numpy()
+
+
+def resize_center_crop(img: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (H, W, 3) -> (size, size, 3): short side resized to `size`, then the centre square."""
+    h, w = img.shape[:2]
+    s = size / min(h, w)
+    nh, nw = max(size, round(h * s)), max(size, round(w * s))
+    img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    y, x = (nh - size) // 2, (nw - size) // 2
+    return img[y:y + size, x:x + size]
 
 
 # ------------------------------------------------------------------------------------- transforms

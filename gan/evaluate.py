@@ -19,12 +19,11 @@ import logging
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from gan import GanError
-from gan.data import ImageDecodeError, find_images, load_image, to_tensor, to_uint8
+from gan.data import ImageDecodeError, find_images, load_image, resize_center_crop, to_tensor, to_uint8
 from gan.metrics import METRICS, Scorer
 
 log = logging.getLogger("gan")
@@ -33,14 +32,7 @@ log = logging.getLogger("gan")
 def load_for_eval(path: Path, size: int | None) -> np.ndarray:
     """uint8 (H, W, 3); with `size`, short side resized to size and centre-cropped to size x size."""
     img = load_image(path)
-    if size:
-        h, w = img.shape[:2]
-        s = size / min(h, w)
-        nh, nw = max(size, round(h * s)), max(size, round(w * s))
-        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
-        y, x = (nh - size) // 2, (nw - size) // 2
-        img = img[y:y + size, x:x + size]
-    return img
+    return resize_center_crop(img, size) if size else img
 
 
 def _uint8_chw(img: np.ndarray) -> torch.Tensor:

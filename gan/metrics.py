@@ -47,8 +47,9 @@ def inception(weights: str | None = None) -> nn.Module:
         net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
                                  feature_extractor_weights_path=path)
     except Exception as e:  # download failures surface as URLError/OSError/RuntimeError
+        reason = str(e).splitlines()[0] if str(e) else ""
         raise GanError(
-            f"could not load the FID Inception weights ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})."
+            f"could not load the FID Inception weights ({type(e).__name__}: {reason})."
             f" Without internet, download {INCEPTION_URL} elsewhere and place it at {cached} "
             f"(TORCH_HOME={os.environ.get('TORCH_HOME', 'unset')}), or pass its path (--inception-weights / "
             "eval.inception_weights). edge_ssim needs no weights."
@@ -142,10 +143,7 @@ class Scorer:
             if "fid" in self.metrics:
                 from torchmetrics.image.fid import FrechetInceptionDistance
 
-                fid = FrechetInceptionDistance(feature=_Features(dim))
-                fid.update(real, real=True)
-                fid.update(fake, real=False)
-                out["fid"] = float(fid.compute())
+                out["fid"] = float(_feed(FrechetInceptionDistance(feature=_Features(dim)), real, fake))
             if "kid" in self.metrics:
                 import warnings
 
@@ -155,20 +153,22 @@ class Scorer:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # its note on keeping features in memory: we already do
                     kid = KernelInceptionDistance(feature=_Features(dim), subsets=100, subset_size=size)
-                kid.update(real, real=True)
-                kid.update(fake, real=False)
-                mean, std = kid.compute()
+                mean, std = _feed(kid, real, fake)
                 out["kid"], out["kid_std"] = float(mean), float(std)
             if "mifid" in self.metrics:
                 from torchmetrics.image.mifid import MemorizationInformedFrechetInceptionDistance as MiFID
 
-                mifid = MiFID(feature=_Features(dim))
-                mifid.update(real, real=True)
-                mifid.update(fake, real=False)
-                out["mifid"] = float(mifid.compute())
+                out["mifid"] = float(_feed(MiFID(feature=_Features(dim)), real, fake))
         if "edge_ssim" in self.metrics:
             out["edge_ssim"] = float(torch.cat(self.edge_scores).mean())
         return out
+
+
+def _feed(metric, real: torch.Tensor, fake: torch.Tensor):
+    """A torchmetrics image-set metric over precomputed real and fake features."""
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    return metric.compute()
 
 
 def better(metric: str, new: float, old: float | None) -> bool:

@@ -33,10 +33,10 @@ import torch
 
 from gan import GanError
 from gan import checkpoint as ckpt_io
+from gan import distributed as dist_utils
 from gan.config import Config, from_dict, save_config, to_dict
 from gan.cyclegan import CycleGAN, build_cyclegan, set_requires_grad
-from gan.data import TrainData, build_train_data, find_images, load_image, to_tensor
-from gan import distributed as dist_utils
+from gan.data import TrainData, build_train_data, find_images, load_image, resize_center_crop, to_tensor
 from gan.distributed import barrier, get_rank, get_world_size, is_main, resolve_device
 from gan.image_pool import ImagePool
 from gan.networks import count_parameters
@@ -71,16 +71,7 @@ def lr_factor(cfg: Config, epochs_done: float, step: int) -> float:
 
 def load_style_images(folder: str, size: int) -> torch.Tensor:
     """Fixed style images for the hybrid style loss: short side resized to `size`, centre-cropped square."""
-    import cv2
-
-    imgs = []
-    for path in find_images(folder):
-        img = load_image(path)
-        h, w = img.shape[:2]
-        s = size / min(h, w)
-        img = cv2.resize(img, (max(size, round(w * s)), max(size, round(h * s))), interpolation=cv2.INTER_AREA)
-        y, x = (img.shape[0] - size) // 2, (img.shape[1] - size) // 2
-        imgs.append(to_tensor(img[y:y + size, x:x + size]))
+    imgs = [to_tensor(resize_center_crop(load_image(p), size)) for p in find_images(folder)]
     if not imgs:
         raise GanError(f"loss.vgg.style_images: no image in {folder}")
     return torch.stack(imgs)

@@ -11,8 +11,9 @@ its whole-image mean/variance; a tile alone would see its own statistics and com
 So every InstanceNorm layer is given whole-image statistics while tiling:
     tile_stats="exact"      gathered layer by layer, one pass over the tiles per norm layer: the same
                             statistics as an untiled run (costs about (norm layers / 2) extra passes)
-    tile_stats="downscale"  measured once on the image shrunk to `stats_size` px (long side): one cheap
-                            extra pass; exact when the image fits in stats_size, an approximation above
+    tile_stats="downscale"  measured once on the image shrunk to `stats_size` px (long side; default: the tile
+                            size, so memory stays bounded by the tile): one cheap extra pass; exact when the
+                            image fits in stats_size, an approximation above
                             (a net's feature statistics change with scale), still far better than per-tile
 """
 
@@ -27,14 +28,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
 from gan import GanError
 from gan import checkpoint as ckpt_io
 from gan.config import from_dict
-from gan.data import ImageDecodeError, find_images, load_image, to_tensor, to_uint8
+from gan.data import ImageDecodeError, find_images, load_image, normalize_uint8, to_uint8
 from gan.networks import build_generator, load_reference_generator
 
 log = logging.getLogger("gan")
@@ -164,26 +164,35 @@ def _window(length: int, lead: int, trail: int) -> torch.Tensor:
 
 @torch.no_grad()
 def translate_tiled(net: nn.Module, x: torch.Tensor, tile: int, overlap: int, stats: str = "exact",
-                    stats_size: int = 1024, autocast=None) -> torch.Tensor:
-    """x (1, C, H, W) on the net's device -> (1, C', H, W) on the CPU, computed tile by tile."""
+                    stats_size: int | None = None, autocast=None, device: torch.device | None = None) -> torch.Tensor:
+    """x (1, C, H, W), uint8 or float in [-1, 1], on the CPU -> (1, C', H, W) float on the CPU, computed tile
+    by tile on `device`. Memory: the image as given, one float accumulator of the output, and one tile's
+    activations; a uint8 input is converted tile by tile."""
     autocast = autocast or _no_autocast
+    device = device or next((p.device for p in net.parameters()), torch.device("cpu"))
     h, w = x.shape[-2:]
     tile = max(16, tile // 4 * 4)
     overlap = min(max(0, overlap // 4 * 4), (tile - 8) // 2)
     pad_h, pad_w = (-h) % 4, (-w) % 4
-    if pad_h or pad_w:
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if pad_h < h and pad_w < w else "replicate")
+    if pad_h or pad_w:  # the tile grid works in multiples of 4 (the generator's two stride-2 stages)
+        mode = "reflect" if pad_h < h and pad_w < w else "edge"
+        x = torch.from_numpy(np.pad(x.cpu().numpy(), ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode=mode))
     hp, wp = x.shape[-2:]
     ys, xs = _tile_starts(hp, tile, overlap), _tile_starts(wp, tile, overlap)
+
+    def crop(y0, y1, x0, x1) -> torch.Tensor:
+        t = x[:, :, y0:y1, x0:x1].to(device)
+        return normalize_uint8(t) if t.dtype == torch.uint8 else t.float()
+
     hooks = _NormStats(net)
     try:
         if hooks.norms:
             if stats == "downscale":
-                s = min(1.0, stats_size / max(hp, wp))
-                small = F.interpolate(x, scale_factor=s, mode="area") if s < 1 else x
+                # At most tile-sized by default, so the extra pass needs no more memory than a tile.
+                s = min(1.0, (stats_size or tile) / max(hp, wp))
                 hooks.mode = "record"
                 with autocast():
-                    net(small)
+                    net(_shrink(x, s).to(device) if s < 1 else crop(0, hp, 0, wp))
             elif stats == "exact":
                 hooks.mode = "gather"
                 for i in range(len(hooks.norms)):
@@ -194,32 +203,52 @@ def translate_tiled(net: nn.Module, x: torch.Tensor, tile: int, overlap: int, st
                             hooks.region = (cy0 - y0, cy1 - y0, cx0 - x0, cx1 - x0)
                             try:
                                 with autocast():
-                                    net(x[:, :, y0:y1, x0:x1])
+                                    net(crop(y0, y1, x0, x1))
                             except _StopForward:
                                 pass
                     s, n = hooks.acc
                     mean = s[0] / n
                     var = (s[1] / n - mean * mean).clamp_min(0)
-                    hooks.fixed[i] = (mean.float().view(1, -1, 1, 1).to(x.device),
-                                      var.float().view(1, -1, 1, 1).to(x.device))
+                    hooks.fixed[i] = (mean.float().view(1, -1, 1, 1).to(device),
+                                      var.float().view(1, -1, 1, 1).to(device))
             else:
                 raise ValueError(f"tile_stats must be exact or downscale, got {stats!r}")
         hooks.mode = "fixed"
-        out = acc_w = None
+        out = None
+        # The window is separable and the tiles form a grid, so the sum of weights at (y, x) is
+        # sum_y(y) * sum_x(x): two vectors instead of a full-size weight image.
+        sum_y, sum_x = torch.zeros(hp), torch.zeros(wp)
+        for y0, y1, cy0, cy1 in ys:
+            sum_y[y0:y1] += _window(y1 - y0, cy0 - y0, y1 - cy1)
+        for x0, x1, cx0, cx1 in xs:
+            sum_x[x0:x1] += _window(x1 - x0, cx0 - x0, x1 - cx1)
         for y0, y1, cy0, cy1 in ys:
             wy = _window(y1 - y0, cy0 - y0, y1 - cy1)
             for x0, x1, cx0, cx1 in xs:
                 with autocast():
-                    y = net(x[:, :, y0:y1, x0:x1]).float().cpu()
+                    y = net(crop(y0, y1, x0, x1)).float().cpu()
                 if out is None:
                     out = torch.zeros(1, y.shape[1], hp, wp)
-                    acc_w = torch.zeros(1, 1, hp, wp)
-                wgt = wy[:, None] * _window(x1 - x0, cx0 - x0, x1 - cx1)[None, :]
-                out[:, :, y0:y1, x0:x1] += y * wgt
-                acc_w[:, :, y0:y1, x0:x1] += wgt
+                out[:, :, y0:y1, x0:x1] += y * (wy[:, None] * _window(x1 - x0, cx0 - x0, x1 - cx1)[None, :])
     finally:
         hooks.close()
-    return out.div_(acc_w)[..., :h, :w]
+    out.div_(sum_y[:, None]).div_(sum_x[None, :])
+    return out[..., :h, :w]
+
+
+def _shrink(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Area-downscale a (1, C, H, W) uint8 or float image; returns float in [-1, 1]."""
+    import cv2
+
+    h, w = x.shape[-2:]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    img = x[0].permute(1, 2, 0).cpu()
+    # In float, so a uint8 image gives the same statistics as its float version (no rounding when shrinking).
+    img = (normalize_uint8(img) if img.dtype == torch.uint8 else img.float()).numpy()
+    small = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    if small.ndim == 2:
+        small = small[..., None]
+    return torch.from_numpy(np.ascontiguousarray(small.transpose(2, 0, 1)))[None]
 
 
 class _no_autocast:
@@ -252,7 +281,7 @@ class TranslateOptions:
     tile: int = 0  # 0 = only when the image would exceed max_pixels untiled
     tile_overlap: int = 32
     tile_stats: str = "exact"
-    stats_size: int = 1024
+    stats_size: int | None = None  # downscale statistics: long side in px (default: the tile size)
     max_pixels: int = 4_000_000  # untiled above this many pixels (memory budget); tiles of 512 then
     resize: int | None = None  # short side, before translation
     fmt: str = "png"
@@ -298,7 +327,8 @@ def plan_outputs(input_path: Path, output_dir: Path, fmt: str) -> list[tuple[Pat
 
 
 class _Images(torch.utils.data.Dataset):
-    """Decodes (and optionally resizes) in DataLoader workers; a failure comes back as its message."""
+    """Decodes (and optionally resizes) in DataLoader workers into uint8 (C, H, W) tensors (a quarter of the
+    float size to pass between processes and to the GPU); a failure comes back as its message."""
 
     def __init__(self, paths: list[Path], resize: int | None):
         self.paths, self.resize = paths, resize
@@ -317,7 +347,7 @@ class _Images(torch.utils.data.Dataset):
             h, w = img.shape[:2]
             nh, nw = resized_hw(h, w, self.resize)
             img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if nh < h else cv2.INTER_CUBIC)
-        return i, to_tensor(img), None
+        return i, torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))), None
 
 
 def resized_hw(h: int, w: int, short_side: int | None) -> tuple[int, int]:
@@ -400,7 +430,7 @@ def translate_folder(net: nn.Module, input_path: str | Path, output_dir: str | P
             if good:
                 outs = translate_batch(net, [t for _, t in good], device, opts, autocast, channels_last)
                 for (i, _), out in zip(good, outs):
-                    pending.append(writer.submit(_write, to_uint8(out), pairs[i][1], opts.fmt))
+                    pending.append(writer.submit(_write, to_uint8(out, inplace=True), pairs[i][1], opts.fmt))
                     written += 1
             if bar is not None:
                 bar.update(len(items))
@@ -414,14 +444,16 @@ def translate_folder(net: nn.Module, input_path: str | Path, output_dir: str | P
 @torch.no_grad()
 def translate_batch(net, images: list[torch.Tensor], device: torch.device, opts: TranslateOptions = TranslateOptions(),
                     autocast=None, channels_last: bool = False) -> list[torch.Tensor]:
-    """Same-size (C, H, W) images in [-1, 1] -> their translations on the CPU, tiled when opts say so."""
+    """Same-size (C, H, W) images, uint8 or float in [-1, 1] -> their translations (float, on the CPU),
+    tiled when opts say so."""
     autocast = autocast or _no_autocast
     h, w = images[0].shape[-2:]
     tile = opts.tile or (512 if h * w > opts.max_pixels else 0)
     if tile and max(h, w) > tile:
-        return [translate_tiled(net, t[None].to(device), tile, opts.tile_overlap, opts.tile_stats,
-                                opts.stats_size, autocast)[0] for t in images]
+        return [translate_tiled(net, t[None], tile, opts.tile_overlap, opts.tile_stats, opts.stats_size, autocast,
+                                device)[0] for t in images]
     x = torch.stack(images).to(device, non_blocking=True)
+    x = normalize_uint8(x) if x.dtype == torch.uint8 else x
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast():

@@ -9,8 +9,17 @@ from PIL import Image
 
 from gan import GanError
 from gan.config import load_config
-from gan.data import (UnpairedDataset, UnpairedSampler, build_train_data, build_transform, find_images, load_image,
-                      scan_domain, to_tensor, to_uint8)
+from gan.data import (
+    UnpairedDataset,
+    UnpairedSampler,
+    build_train_data,
+    build_transform,
+    find_images,
+    load_image,
+    scan_domain,
+    to_tensor,
+    to_uint8,
+)
 from tests.helpers import write_images
 
 

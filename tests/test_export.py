@@ -16,6 +16,7 @@ from tests.test_translate import run_dir  # noqa: F401  (fixture)
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_export_round_trip_dynamic_shapes(tmp_path, fmt):
     torch.manual_seed(0)
