@@ -16,7 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def wandb_files(folder: Path) -> list[Path]:
-    return sorted(folder.rglob("run-*.wandb"))
+    files = sorted(folder.rglob("run-*.wandb"))
+    for f in files:
+        wandb_reader.wait_complete(f)
+    return files
 
 
 @pytest.fixture

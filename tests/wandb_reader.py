@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 BLOCK = 32768
@@ -45,6 +46,21 @@ def read_records(path: Path) -> list:
         rec.ParseFromString(raw)
         records.append(rec)
     return records
+
+
+def wait_complete(path: Path, timeout: float = 60.0) -> None:
+    """Wait until the file holds its run's `exit` record: W&B's service may still be writing it after
+    run.finish() returns."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            if any(r.WhichOneof("record_type") == "exit" for r in read_records(path)):
+                return
+        except Exception:  # a partly written last chunk
+            pass
+        if time.time() > deadline:
+            raise TimeoutError(f"{path} has no exit record after {timeout} s")
+        time.sleep(0.2)
 
 
 def history(path: Path) -> list[dict]:
