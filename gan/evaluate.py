@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from gan import GanError
-from gan.data import ImageDecodeError, find_images, load_image, resize_center_crop, to_tensor, to_uint8
+from gan.data import ImageDecodeError, find_images, load_image, resize_center_crop, to_chw, to_tensor, to_uint8
 from gan.metrics import METRICS, Scorer
 
 log = logging.getLogger("gan")
@@ -35,15 +35,11 @@ def load_for_eval(path: Path, size: int | None) -> np.ndarray:
     return resize_center_crop(img, size) if size else img
 
 
-def _uint8_chw(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
-
-
 def add_reference(scorer: Scorer, paths: list[Path], size: int | None) -> int:
     n = 0
     for p in paths:
         try:
-            scorer.add_real(_uint8_chw(load_for_eval(p, size))[None])
+            scorer.add_real(to_chw(load_for_eval(p, size))[None])
             n += 1
         except ImageDecodeError as e:
             log.warning("skipping unreadable image %s", e)
@@ -61,7 +57,7 @@ def add_translations(scorer: Scorer, net, paths: list[Path], size: int | None, d
             log.warning("skipping unreadable image %s", e)
             continue
         out = translate_batch(net, [to_tensor(img)], device)[0]
-        scorer.add_fake(_uint8_chw(to_uint8(out))[None], sources=_uint8_chw(img)[None])
+        scorer.add_fake(to_chw(to_uint8(out))[None], sources=to_chw(img)[None])
         n += 1
     return n
 

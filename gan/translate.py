@@ -19,6 +19,7 @@ So every InstanceNorm layer is given whole-image statistics while tiling:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -34,7 +35,7 @@ from torch import nn
 from gan import GanError
 from gan import checkpoint as ckpt_io
 from gan.config import from_dict
-from gan.data import ImageDecodeError, find_images, load_image, normalize_uint8, to_uint8
+from gan.data import ImageDecodeError, find_images, load_image, normalize_uint8, to_chw, to_uint8
 from gan.networks import build_generator, load_reference_generator
 
 log = logging.getLogger("gan")
@@ -168,8 +169,8 @@ def translate_tiled(net: nn.Module, x: torch.Tensor, tile: int, overlap: int, st
     """x (1, C, H, W), uint8 or float in [-1, 1], on the CPU -> (1, C', H, W) float on the CPU, computed tile
     by tile on `device`. Memory: the image as given, one float accumulator of the output, and one tile's
     activations; a uint8 input is converted tile by tile."""
-    autocast = autocast or _no_autocast
-    device = device or next((p.device for p in net.parameters()), torch.device("cpu"))
+    autocast = autocast or contextlib.nullcontext
+    device = device or net_device(net)
     h, w = x.shape[-2:]
     tile = max(16, tile // 4 * 4)
     overlap = min(max(0, overlap // 4 * 4), (tile - 8) // 2)
@@ -217,19 +218,20 @@ def translate_tiled(net: nn.Module, x: torch.Tensor, tile: int, overlap: int, st
         out = None
         # The window is separable and the tiles form a grid, so the sum of weights at (y, x) is
         # sum_y(y) * sum_x(x): two vectors instead of a full-size weight image.
+        win_y = [_window(y1 - y0, cy0 - y0, y1 - cy1) for y0, y1, cy0, cy1 in ys]
+        win_x = [_window(x1 - x0, cx0 - x0, x1 - cx1) for x0, x1, cx0, cx1 in xs]
         sum_y, sum_x = torch.zeros(hp), torch.zeros(wp)
-        for y0, y1, cy0, cy1 in ys:
-            sum_y[y0:y1] += _window(y1 - y0, cy0 - y0, y1 - cy1)
-        for x0, x1, cx0, cx1 in xs:
-            sum_x[x0:x1] += _window(x1 - x0, cx0 - x0, x1 - cx1)
-        for y0, y1, cy0, cy1 in ys:
-            wy = _window(y1 - y0, cy0 - y0, y1 - cy1)
-            for x0, x1, cx0, cx1 in xs:
+        for (y0, y1, _, _), wy in zip(ys, win_y):
+            sum_y[y0:y1] += wy
+        for (x0, x1, _, _), wx in zip(xs, win_x):
+            sum_x[x0:x1] += wx
+        for (y0, y1, _, _), wy in zip(ys, win_y):
+            for (x0, x1, _, _), wx in zip(xs, win_x):
                 with autocast():
                     y = net(crop(y0, y1, x0, x1)).float().cpu()
                 if out is None:
                     out = torch.zeros(1, y.shape[1], hp, wp)
-                out[:, :, y0:y1, x0:x1] += y * (wy[:, None] * _window(x1 - x0, cx0 - x0, x1 - cx1)[None, :])
+                out[:, :, y0:y1, x0:x1] += y * (wy[:, None] * wx[None, :])
     finally:
         hooks.close()
     out.div_(sum_y[:, None]).div_(sum_x[None, :])
@@ -251,12 +253,10 @@ def _shrink(x: torch.Tensor, scale: float) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(small.transpose(2, 0, 1)))[None]
 
 
-class _no_autocast:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+def net_device(net) -> torch.device:
+    """Where a generator's weights are (the CPU for parameterless callables such as OnnxGenerator)."""
+    params = net.parameters() if isinstance(net, nn.Module) else iter(())
+    return next((p.device for p in params), torch.device("cpu"))
 
 
 # ---------------------------------------------------------------------------------- folder runs
@@ -287,7 +287,6 @@ class TranslateOptions:
     fmt: str = "png"
     overwrite: bool = False
     workers: int = 2
-    device: str = "auto"
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 needs CUDA) | auto (see inference_precision)
 
 
@@ -347,7 +346,7 @@ class _Images(torch.utils.data.Dataset):
             h, w = img.shape[:2]
             nh, nw = resized_hw(h, w, self.resize)
             img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if nh < h else cv2.INTER_CUBIC)
-        return i, torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))), None
+        return i, to_chw(img), None
 
 
 def resized_hw(h: int, w: int, short_side: int | None) -> tuple[int, int]:
@@ -393,8 +392,7 @@ def translate_folder(net: nn.Module, input_path: str | Path, output_dir: str | P
         shown = ", ".join(str(p) for p in existing[:3]) + (" ..." if len(existing) > 3 else "")
         raise GanError(f"{len(existing)} output file(s) exist already ({shown}); nothing was written. "
                        "Pass --overwrite to replace them, or choose another --output.")
-    device = next((p.device for p in net.parameters()), torch.device("cpu")) if isinstance(net, nn.Module) \
-        else torch.device("cpu")
+    device = net_device(net)
     precision = inference_precision(opts.precision, device)
     if precision == "fp16" and device.type != "cuda":
         raise GanError("--precision fp16 needs CUDA (use bf16 or fp32 on the CPU)")
@@ -446,7 +444,7 @@ def translate_batch(net, images: list[torch.Tensor], device: torch.device, opts:
                     autocast=None, channels_last: bool = False) -> list[torch.Tensor]:
     """Same-size (C, H, W) images, uint8 or float in [-1, 1] -> their translations (float, on the CPU),
     tiled when opts say so."""
-    autocast = autocast or _no_autocast
+    autocast = autocast or contextlib.nullcontext
     h, w = images[0].shape[-2:]
     tile = opts.tile or (512 if h * w > opts.max_pixels else 0)
     if tile and max(h, w) > tile:
