@@ -4,7 +4,7 @@
                    [--batch-size N] [--tile N] [--tile-overlap N] [--resize N] [--device auto|cpu|cuda]
 
 CKPT: a checkpoint of this project, a run directory (its latest checkpoint), a reference CycleGAN generator
-file (latest_net_G.pth, style_monet.pth, ...) or an exported .onnx model. Every image under --input
+file (latest_net_G.pth, style_monet.pth, ...) or this project's ONNX / TorchScript export. Every image under --input
 (recursively) is written under --output with the same relative path, at full resolution.
 """
 
@@ -38,20 +38,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="auto: bf16/fp16 autocast where the hardware runs it natively, else fp32")
     p.add_argument("--workers", type=int, default=2, help="decoding processes")
+    p.add_argument("--weights", default="ema", choices=["ema", "raw"],
+                   help="ema: the generator's moving average when the run kept one (default); raw: trained weights")
     p.add_argument("--side-by-side", metavar="FILE", help="also write one PNG of input | output rows")
     args = p.parse_args(argv)
 
     def go() -> int:
+        import torch
+
         from gan import GanError
+        from gan.checkpoint import load_generator
         from gan.distributed import resolve_device
-        from gan.translate import (
-            TranslateOptions,
-            inference_precision,
-            load_generator,
-            plan_outputs,
-            side_by_side,
-            translate_folder,
-        )
+        from gan.translate import TranslateOptions, inference_precision, plan_outputs, side_by_side, translate_folder
 
         for name in ("workers", "tile", "tile_overlap"):
             if getattr(args, name) < 0:
@@ -61,10 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.batch_size is not None and args.batch_size < 1:
             raise GanError("--batch-size must be >= 1")
         device = resolve_device(args.device, "--device")
-        net, info = load_generator(args.checkpoint, args.direction, device)
+        net, info = load_generator(args.checkpoint, args.direction, device, args.weights)
+        if device.type == "cuda" and isinstance(net, torch.nn.Module):
+            net = net.to(memory_format=torch.channels_last)  # the fast layout for convolutions on GPUs
         log = logging.getLogger("gan")
         batch = args.batch_size or (4 if device.type == "cuda" else 1)  # CPUs gain nothing from batching
-        precision = "fp32" if info.source == "onnx" else inference_precision(args.precision, device)
+        precision = "fp32" if info.source in ("onnx", "torchscript") else inference_precision(args.precision, device)
         log.info("generator: %s, %s, on %s (%s, batch %d)", info.description, args.direction, device, precision, batch)
         opts = TranslateOptions(
             batch_size=batch, tile=args.tile, tile_overlap=args.tile_overlap, tile_stats=args.tile_stats,

@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a[2:] if a.startswith("--") and "=" in a and "." in a.split("=", 1)[0] else a for a in argv]
     args = parser.parse_args(argv)
 
+    # albumentations checks PyPI for a newer version at import unless told not to: no network calls here.
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
     def go() -> int:
         from gan.config import ConfigError, load_config, replace
         from gan.trainer import train

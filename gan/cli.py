@@ -38,15 +38,13 @@ def setup_logging(level: int = logging.INFO) -> None:
 
 
 def run(main: Callable[[], int | None]) -> int:
-    """Call `main`; a GanError becomes `error: ...` on stderr and exit status 2 (1 for a diverged run)."""
+    """Call `main`; a GanError becomes `error: ...` on stderr and its exit status (2; 1 for a diverged run)."""
     setup_logging()
     try:
         return main() or 0
     except GanError as e:
-        from gan.trainer import DivergenceError
-
         print(f"error: {e}", file=sys.stderr)
-        return 1 if isinstance(e, DivergenceError) else 2
+        return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

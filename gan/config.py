@@ -19,11 +19,7 @@ from typing import Any, Literal, Optional
 
 import yaml
 
-from gan import GanError
-
-
-class ConfigError(GanError):
-    """A configuration problem, with the dotted path of the offending key in its message."""
+from gan import ConfigError, GanError
 
 
 Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
@@ -89,6 +85,7 @@ class InitConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    kind: Literal["cyclegan"] = "cyclegan"  # a key of gan.models.KINDS
     in_channels: int = 3
     out_channels: int = 3
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -239,6 +236,12 @@ def from_dict(raw: dict) -> Config:
     cfg = _build(Config, raw, "")
     validate(cfg)
     return cfg
+
+
+def build_section(cls: type, raw: dict, prefix: str) -> Any:
+    """One section (e.g. ModelConfig from a checkpoint's config.model), typed and checked like a whole
+    config; the sections around it are not needed."""
+    return _build(cls, raw, prefix)
 
 
 def to_dict(cfg: Any) -> Any:

@@ -30,7 +30,7 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from gan import GanError
+from gan import GanError, ImageDecodeError
 from gan.config import Config, DataConfig, TransformSpec
 
 if TYPE_CHECKING:
@@ -38,11 +38,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gan")
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+def _still_image_extensions() -> tuple[str, ...]:
+    """Every file extension Pillow can open as a still image: jpg, png, webp, bmp, tif, gif (first frame),
+    ppm/pgm/pbm/pnm, tga, avif, jp2, psd, ico, qoi, ... Left out: formats Pillow only identifies or needs an
+    outside program for (MPEG video, EPS/PostScript via Ghostscript, Windows metafiles, GRIB/BUFR/HDF5 data
+    stubs, IPTC), and FLI/FLC animations."""
+    Image.init()
+    not_stills = {"MPEG", "EPS", "WMF", "GRIB", "BUFR", "HDF5", "IPTC", "FLI"}
+    return tuple(sorted(ext for ext, fmt in Image.registered_extensions().items()
+                        if fmt in Image.OPEN and fmt not in not_stills))
 
 
-class ImageDecodeError(GanError):
-    """A file that is not a readable image; the message names the file and the reason."""
+IMAGE_EXTENSIONS = _still_image_extensions()
 
 
 # ------------------------------------------------------------------------------------------ discovery
@@ -128,26 +136,35 @@ class Domain:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def scan_domain(folder: str | Path, what: str = "domain") -> Domain:
-    """Find and check the images of a folder; warn once per unreadable file; fail clearly on none usable."""
+def scan_domain(folder: str | Path, what: str = "domain", rank: int = 0, world_size: int = 1) -> Domain:
+    """Find and check the images of a folder; warn once per unreadable file; fail clearly on none usable.
+    Under DDP each process decodes only its share of the files (every world_size-th) and the verdicts are
+    gathered, so all processes agree on the list and only rank 0 prints the warnings."""
+    from gan.distributed import all_gather_object
+
     folder = Path(folder)
     if not folder.exists():
         raise GanError(f"{what}: folder not found: {folder}")
+    found = find_images(folder)
+    mine = {i: check_image(found[i]) for i in range(rank, len(found), world_size)}
+    verdicts: dict[int, str | None] = {}
+    for part in all_gather_object(mine):
+        verdicts.update(part)
     ok, skipped = [], []
-    for p in find_images(folder):
-        reason = check_image(p)
-        if reason is None:
+    for i, p in enumerate(found):
+        if verdicts[i] is None:
             ok.append(p)
         else:
-            skipped.append((p, reason))
-            log.warning("skipping unreadable image %s: %s", p, reason)
+            skipped.append((p, verdicts[i]))
+            if rank == 0:
+                log.warning("skipping unreadable image %s: %s", p, verdicts[i])
     if not ok:
         others = sorted(p.name for p in folder.rglob("*") if p.is_file())
         shown = ", ".join(others[:5]) + (f", ... ({len(others)} files)" if len(others) > 5 else "")
-        found = (f"{len(skipped)} unreadable image(s)" if skipped else "no image files") + (
+        there = (f"{len(skipped)} unreadable image(s)" if skipped else "no image files") + (
             f"; files there: {shown}" if others else "; the folder is empty")
-        raise GanError(f"{what}: no usable image in {folder} ({found}). "
-                       f"Expected {', '.join(IMAGE_EXTENSIONS)} files (searched recursively).")
+        raise GanError(f"{what}: no usable image in {folder} ({there}). Expected image files such as "
+                       ".jpg, .png, .webp, .tif, .bmp, .gif (searched recursively).")
     return Domain(folder, ok, skipped)
 
 
@@ -188,6 +205,16 @@ def resize_center_crop(img: np.ndarray, size: int) -> np.ndarray:
     return img[y:y + size, x:x + size]
 
 
+def style_image_batches(source: str | Path, size: int, chunk: int):
+    """Style images of a file or folder, short side resized to `size` and centre-cropped square, as float
+    batches of at most `chunk` images in [-1, 1]: read lazily, one chunk at a time."""
+    paths = find_images(source)
+    if not paths:
+        raise GanError(f"loss.vgg.style_images: no image in {source}")
+    for i in range(0, len(paths), chunk):
+        yield torch.stack([to_tensor(resize_center_crop(load_image(p), size)) for p in paths[i:i + chunk]])
+
+
 # ------------------------------------------------------------------------------------- transforms
 
 
@@ -211,8 +238,9 @@ def _scale_width(img: np.ndarray, width: int, min_height: int, **_) -> np.ndarra
 
 
 def _albumentations():
-    """Imported on first use: translation and evaluation never need it (saves ~0.4 s of start-up)."""
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network check at import
+    """Imported on first use: translation and evaluation never need it (saves ~0.4 s of start-up).
+    (train.py sets NO_ALBUMENTATIONS_UPDATE=1, which skips albumentations' online version check at import;
+    library code leaves the environment alone.)"""
     import albumentations
 
     return albumentations
@@ -274,8 +302,9 @@ class UnpairedDataset(Dataset):
     (B[i % |B|] with serial_batches). Indexed by (epoch, i) so every draw is a function of (seed, epoch, i)."""
 
     def __init__(self, paths_a: list[Path], paths_b: list[Path], transform: A.Compose, seed: int = 0,
-                 serial_batches: bool = False):
+                 serial_batches: bool = False, warn: bool = True):
         self.paths_a, self.paths_b = list(paths_a), list(paths_b)
+        self.warn = warn  # False on ranks > 0: rank 0 speaks for all
         self.transform = transform
         self.seed = seed
         self.serial_batches = serial_batches
@@ -306,7 +335,7 @@ class UnpairedDataset(Dataset):
             try:
                 return load_image(path), path
             except ImageDecodeError as e:
-                if path not in self._warned:
+                if self.warn and path not in self._warned:
                     self._warned.add(path)
                     log.warning("skipping unreadable image %s", e)
         raise GanError(f"no image of {paths[0].parent} decodes any more")
@@ -386,10 +415,10 @@ def ensure_sample_dataset(cfg: DataConfig) -> None:
 def build_train_data(cfg: Config, rank: int = 0, world_size: int = 1, device: torch.device | None = None) -> TrainData:
     d = cfg.data
     ensure_sample_dataset(d)
-    domain_a = scan_domain(domain_dir(d, "train_a"), "data.train_a")
-    domain_b = scan_domain(domain_dir(d, "train_b"), "data.train_b")
+    domain_a = scan_domain(domain_dir(d, "train_a"), "data.train_a", rank, world_size)
+    domain_b = scan_domain(domain_dir(d, "train_b"), "data.train_b", rank, world_size)
     dataset = UnpairedDataset(domain_a.paths, domain_b.paths, build_transform(d, train=True), cfg.seed,
-                              d.serial_batches)
+                              d.serial_batches, warn=rank == 0)
     sampler = UnpairedSampler(len(dataset), cfg.seed, shuffle=not d.serial_batches, rank=rank,
                               world_size=world_size)
     if sampler.per_rank() < d.batch_size:

@@ -58,7 +58,12 @@ def shutdown() -> None:
 
 def resolve_device(name: str, what: str = "train.device") -> torch.device:
     """auto -> CUDA when available, else CPU; under torchrun, CUDA means this process's LOCAL_RANK GPU.
-    An explicit cuda device without CUDA is a clear error."""
+    An explicit cuda device without CUDA is a clear error, and so is cuda:N under torchrun (each process
+    takes its LOCAL_RANK's GPU; which GPUs a job sees is CUDA_VISIBLE_DEVICES' business)."""
+    if name.startswith("cuda:") and launched_by_torchrun():
+        raise GanError(f"{what}={name} under torchrun: each process uses the GPU of its LOCAL_RANK, so a fixed "
+                       f"GPU index would put every process on one GPU. Use {what.split('=')[0]}=cuda (or auto) and "
+                       "choose the GPUs with CUDA_VISIBLE_DEVICES, e.g. CUDA_VISIBLE_DEVICES=2,3 torchrun ...")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise GanError(f"{what}={name}, but CUDA is not available here (torch.cuda.is_available() is False); "
                        f"use auto or cpu")
@@ -85,6 +90,14 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
+
+
+def max_over_ranks(t: torch.Tensor) -> torch.Tensor:
+    """Element-wise max of a tensor over ranks (one all-reduce); the tensor itself outside DDP."""
+    if is_dist():
+        t = t.clone()
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t
 
 
 def mean_over_ranks(values: dict[str, float], device: torch.device) -> dict[str, float]:

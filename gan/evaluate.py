@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan import GanError
-from gan.data import ImageDecodeError, find_images, load_image, resize_center_crop, to_chw, to_tensor, to_uint8
+from gan import GanError, ImageDecodeError
+from gan.data import find_images, load_image, resize_center_crop, to_chw, to_tensor, to_uint8
 from gan.metrics import METRICS, Scorer
 
 log = logging.getLogger("gan")
@@ -77,14 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", default="fid,kid", help=f"comma-separated, from {','.join(METRICS)}")
     p.add_argument("--size", type=int, default=None, help="resize+centre-crop inputs to N x N first")
     p.add_argument("--num-images", type=int, default=None, help="use at most N images of each set")
-    p.add_argument("--inception-weights", default=None, help=f"local {'pt_inception-2015-12-05-6726825d.pth'}")
+    p.add_argument("--inception-weights", default=None, help="a local copy of the FID Inception weights file")
     p.add_argument("--json", default="evaluation.json", help="where to write the results (default: %(default)s)")
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
 
     def go() -> int:
         from gan.distributed import resolve_device
-        from gan.translate import load_generator
+        from gan.checkpoint import load_generator
 
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
         device = resolve_device(args.device, "--device")

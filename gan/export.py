@@ -12,6 +12,7 @@ the largest absolute difference from PyTorch is reported and must stay below 1e-
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -21,39 +22,10 @@ import torch
 from torch import nn
 
 from gan import GanError
-from gan.networks import pad_to_multiple
+from gan.checkpoint import EXPORT_META
+from gan.onnx_runtime import OnnxGenerator
 
 TOLERANCE = 1e-3
-
-
-class OnnxGenerator:
-    """An exported ONNX generator behind the same call as the PyTorch one: (N, C, H, W) in [-1, 1] -> same."""
-
-    supports_autocast = False
-
-    def __init__(self, path: str | Path):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise GanError("running .onnx models needs onnxruntime: pip install onnxruntime") from None
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-        try:
-            self.session = ort.InferenceSession(str(path), providers=providers)
-        except Exception as e:
-            raise GanError(f"cannot load ONNX model {path}: {e}") from None
-        self.input_name = self.session.get_inputs()[0].name
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        x = pad_to_multiple(x.float(), 4, minimum=8)
-        out = self.session.run(None, {self.input_name: x.cpu().numpy()})[0]
-        return torch.from_numpy(out)[..., :h, :w]
-
-    def eval(self) -> "OnnxGenerator":
-        return self
-
-    def to(self, *args, **kwargs) -> "OnnxGenerator":
-        return self
 
 
 def export_onnx(net: nn.Module, path: Path, in_channels: int) -> None:
@@ -69,10 +41,12 @@ def export_onnx(net: nn.Module, path: Path, in_channels: int) -> None:
         )
 
 
-def export_torchscript(net: nn.Module, path: Path) -> None:
+def export_torchscript(net: nn.Module, path: Path, meta: dict | None = None) -> None:
+    """Scripted module; `meta` (direction, description, in_channels) rides along as an extra file, so
+    test.py can run the export and refuse the wrong direction."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated upstream but still loads everywhere
-        torch.jit.script(net).save(str(path))
+        torch.jit.save(torch.jit.script(net), str(path), _extra_files={EXPORT_META: json.dumps(meta or {})})
 
 
 def check_export(net: nn.Module, path: Path, fmt: str, in_channels: int, seed: int = 0) -> float:
@@ -90,7 +64,7 @@ def check_export(net: nn.Module, path: Path, fmt: str, in_channels: int, seed: i
     return float((got - ref).abs().max())
 
 
-def export(net: nn.Module, fmt: str, output: str | Path, in_channels: int = 3) -> float:
+def export(net: nn.Module, fmt: str, output: str | Path, in_channels: int = 3, meta: dict | None = None) -> float:
     """Write the export, run it back, return the max abs difference (GanError if above TOLERANCE)."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -98,7 +72,7 @@ def export(net: nn.Module, fmt: str, output: str | Path, in_channels: int = 3) -
     if fmt == "onnx":
         export_onnx(net, output, in_channels)
     elif fmt == "torchscript":
-        export_torchscript(net, output)
+        export_torchscript(net, output, {"in_channels": in_channels, **(meta or {})})
     else:
         raise GanError(f"--format must be onnx or torchscript, got {fmt!r}")
     diff = check_export(net, output, fmt, in_channels)
@@ -114,18 +88,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", required=True, choices=["onnx", "torchscript"])
     parser.add_argument("--output", required=True, help="file to write (.onnx / .pt)")
     parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
+    parser.add_argument("--weights", default="ema", choices=["ema", "raw"],
+                        help="ema: the generator's moving average when the run kept one (default); raw: trained weights")
     args = parser.parse_args(argv)
 
     def go() -> int:
         import logging
 
-        from gan.translate import load_generator
+        from gan.checkpoint import load_generator
 
-        net, info = load_generator(args.checkpoint, args.direction, "cpu")
-        if info.source == "onnx":
-            raise GanError("--checkpoint is already an ONNX model")
-        in_channels = next(net.parameters()).shape[1]
-        diff = export(net, args.format, args.output, in_channels)
+        net, info = load_generator(args.checkpoint, args.direction, "cpu", args.weights)
+        if info.source in ("onnx", "torchscript"):
+            raise GanError(f"--checkpoint is already an exported ({info.source}) model")
+        meta = {"direction": args.direction, "description": info.description}
+        diff = export(net, args.format, args.output, info.in_channels, meta)
         logging.getLogger("gan").info("exported %s (%s) to %s; check: max abs difference %.2e (< %g)",
                                       info.description, args.direction, args.output, diff, TOLERANCE)
         return 0

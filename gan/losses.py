@@ -80,6 +80,24 @@ def style_loss(feats: dict[str, torch.Tensor], target_grams: dict[str, torch.Ten
     return total
 
 
+@torch.no_grad()
+def mean_gram_matrices(vgg: nn.Module, batches, layers: tuple[str, ...] | list[str],
+                       device: torch.device | str) -> dict[str, torch.Tensor]:
+    """Mean Gram matrix per layer, (1, c, c), over every image of an iterable of (n, 3, h, w) batches. One
+    batch is on the device at a time (no graph is kept), so the memory is one batch's, not the whole set's."""
+    sums: dict[str, torch.Tensor] = {}
+    count = 0
+    for x in batches:
+        feats = vgg(x.to(device))
+        for k in layers:
+            g = gram_matrix(feats[k]).double().sum(0, keepdim=True)
+            sums[k] = g if k not in sums else sums[k] + g
+        count += x.shape[0]
+    if count == 0:
+        raise ValueError("mean_gram_matrices: no image")
+    return {k: (v / count).float() for k, v in sums.items()}
+
+
 # ------------------------------------------------------------------------------------------------ VGG
 
 _VGG_INDEX = {}  # relu name -> index in torchvision's vgg19().features

@@ -1,19 +1,26 @@
-"""Training: optimizers, LR schedule, precision, compile, the loop, and the cadence of log/sample/save.
+"""The one training loop, for every model kind: optimizers, LR schedule, precision, compile, DDP, signals,
+divergence stop, checkpoints and exact resume, tracking, samples, evaluation and best.pt.
+
+A model kind (gan/models/, interface in gan/models/base.py) owns its nets and the loss arithmetic of one step;
+it calls back `Trainer.update(name, loss, terms)` once per optimizer and `Trainer.autocast()` around its
+forward passes. Everything else is here, the same for every kind.
 
 One code path for CPU and CUDA, fp32 and mixed precision (autocast + GradScaler, both no-ops when off), and
-one or many processes (helpers in gan.distributed). The step follows the reference's order:
+one or many processes (helpers in gan.distributed).
 
-    1. forward both generators; G update on L_G with d_a and d_b frozen (no grads into them)
-    2. D update on L_D with the generated images drawn through each domain's ImagePool
+One host synchronisation per step: the loss terms of every update are checked for NaN/inf on the device, and
+that flag and the stop-signal flag travel together (one all-reduce under DDP) to the one `.tolist()` that
+decides whether to go on. A diverged step is never saved; the run stops with the term, the update and the
+step named.
 
 Exact resume: every source of randomness is either restored from the checkpoint (torch/CUDA/numpy/python
 RNGs and image pools of every rank) or a pure function of (seed, epoch, index) (data order, augmentation).
 The position is (epoch, step in epoch); the learning rate is a pure function of it, so it continues where
 it was, also when a run resumes with another number of processes (then at the same fraction of the epoch).
 
-Distributed (torchrun): generators and discriminators are wrapped in DistributedDataParallel, each update
-calls its wrapper once, and gradients are averaged over ranks; stopping (signal or divergence) is agreed on
-by all ranks at the same step, so no rank is left waiting.
+Distributed (torchrun): the modules a kind calls in its step are wrapped in DistributedDataParallel
+(`model.wrap`), each update calls its wrapper once, and gradients are averaged over ranks; stopping (signal
+or divergence) is agreed on by all ranks at the same step, so no rank is left waiting.
 """
 
 from __future__ import annotations
@@ -31,24 +38,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan import GanError
+from gan import DivergenceError, GanError
 from gan import checkpoint as ckpt_io
 from gan import distributed as dist_utils
 from gan.config import Config, from_dict, save_config, to_dict
-from gan.cyclegan import CycleGAN, build_cyclegan, set_requires_grad
-from gan.data import TrainData, build_train_data, find_images, load_image, resize_center_crop, to_tensor
+from gan.data import TrainData, build_train_data
 from gan.distributed import barrier, get_rank, get_world_size, is_main, resolve_device
-from gan.image_pool import ImagePool
+from gan.models import kind_class
+from gan.models.base import TrainModel
 from gan.networks import count_parameters
 from gan.tracking import Tracker, make_grid
 
 log = logging.getLogger("gan")
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-class DivergenceError(GanError):
-    """A loss became NaN or infinite; training stopped before the step was applied."""
 
 
 def lr_factor(cfg: Config, epochs_done: float, step: int) -> float:
@@ -69,16 +72,11 @@ def lr_factor(cfg: Config, epochs_done: float, step: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(x, total) / total))  # cosine
 
 
-def load_style_images(folder: str, size: int) -> torch.Tensor:
-    """Fixed style images for the hybrid style loss: short side resized to `size`, centre-cropped square."""
-    imgs = [to_tensor(resize_center_crop(load_image(p), size)) for p in find_images(folder)]
-    if not imgs:
-        raise GanError(f"loss.vgg.style_images: no image in {folder}")
-    return torch.stack(imgs)
-
-
 class Trainer:
-    """Builds everything from a Config and runs `fit()`. `resume` is a loaded checkpoint dict."""
+    """Builds everything from a Config and runs `fit()`. `resume` is a loaded checkpoint dict.
+
+    Construction has no side effect on disk: a start-up error (missing folder, bad eval folder, offline VGG)
+    leaves nothing behind. The run directory, its config.yaml and the tracker are opened by `fit()`."""
 
     def __init__(self, cfg: Config, run_dir: Path, resume: dict | None = None, vgg_weights: str | None = None,
                  tracker: Tracker | None = None, feature_extractor: torch.nn.Module | None = None):
@@ -98,45 +96,40 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
 
         self.data: TrainData = build_train_data(cfg, self.rank, self.world_size, self.device)
-        style = None
-        if cfg.loss.lambda_style > 0 and cfg.loss.vgg.style_images:
-            style = load_style_images(cfg.loss.vgg.style_images, cfg.data.crop_size)
-        model = build_cyclegan(cfg, style, vgg_weights)
+        self.model: TrainModel = kind_class(cfg.model.kind).build(cfg, self.device, self.rank, vgg_weights)
+        if t.channels_last and self.device.type == "cuda":
+            self.model.to(memory_format=torch.channels_last)
         self.memory_format = (torch.channels_last if t.channels_last and self.device.type == "cuda"
                               else torch.contiguous_format)
-        self.model: CycleGAN = model.to(self.device, memory_format=self.memory_format)
         # The plain modules: checkpoints hold their state_dicts, whatever wraps them for training.
-        self.nets = {"g_ab": model.g_ab, "g_ba": model.g_ba, "d_a": model.d_a, "d_b": model.d_b}
+        self.nets = self.model.nets
         if self.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            model.generators = DDP(model.generators, device_ids=ids, broadcast_buffers=False)
-            model.discriminators = DDP(model.discriminators, device_ids=ids, broadcast_buffers=False)
-            # The G step's adversarial terms use the plain d_a/d_b; DDP has synced them from rank 0 above.
+            self.model.wrap(lambda m: DDP(m, device_ids=ids, broadcast_buffers=False))
         if t.compile:
-            model.generators = torch.compile(model.generators)
-            model.discriminators = torch.compile(model.discriminators)
+            self.model.wrap(torch.compile)
 
         scale = {"none": 1.0, "linear": float(self.world_size), "sqrt": math.sqrt(self.world_size)}[t.scale_lr]
         self.base_lr = t.lr * scale
-        self.opt_g = torch.optim.Adam(itertools.chain(model.g_ab.parameters(), model.g_ba.parameters()),
-                                      lr=self.base_lr, betas=(t.beta1, t.beta2))
-        self.opt_d = torch.optim.Adam(itertools.chain(model.d_a.parameters(), model.d_b.parameters()),
-                                      lr=self.base_lr, betas=(t.beta1, t.beta2))
+        self.optimizers = {
+            name: torch.optim.Adam(itertools.chain.from_iterable(self.nets[n].parameters() for n in net_names),
+                                   lr=self.base_lr, betas=(t.beta1, t.beta2))
+            for name, net_names in self.model.optimizers.items()}
+        # One scaler per optimizer so an overflow in one update does not shrink another's scale.
+        # Disabled (fp32, bf16) = pass-through.
+        self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
+                        for name in self.optimizers}
         self.steps_per_epoch = self.data.steps_per_epoch
         self.epoch, self.in_epoch = 0, 0  # position: epoch, and optimizer steps taken in it
-        # One scaler per optimizer so an overflow in D does not shrink G's scale. Disabled = pass-through.
-        self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
-        self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
-        self.pool_a = ImagePool(t.pool_size, seed=cfg.seed * 1000 + 2 * self.rank + 1)
-        self.pool_b = ImagePool(t.pool_size, seed=cfg.seed * 1000 + 2 * self.rank + 2)
         self.step = 0
-        self.tracker = tracker or Tracker(self.run_dir, cfg, enabled=is_main(),
-                                          run_id=resume.get("wandb_run_id") if resume else None)
+        self.tracker = tracker
+        self.wandb_run_id = resume.get("wandb_run_id") if resume else None
         self._stop_signal: str | None = None
         self._acc: dict[str, torch.Tensor] = {}
         self._acc_n = 0
+        self._step_terms: list[tuple[str, dict[str, torch.Tensor]]] = []
         self.best: dict | None = None  # {"metric", "value", "step"} of best.pt
         self.scorers = None
         if cfg.eval.every > 0 and is_main():
@@ -165,44 +158,48 @@ class Trainer:
 
     def set_lr(self) -> None:
         factor = lr_factor(self.cfg, self.epochs_done(), self.step)
-        for opt in (self.opt_g, self.opt_d):
+        for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] = self.base_lr * factor
 
+    def lr(self, name: str) -> float:
+        return self.optimizers[name].param_groups[0]["lr"]
+
     def state_dict(self) -> dict:
-        """The whole training state. Collective under DDP: every rank must call it (pools and RNG states
-        of all ranks are gathered)."""
-        pools = dist_utils.all_gather_object({"a": self.pool_a.state_dict(), "b": self.pool_b.state_dict()})
-        rngs = dist_utils.all_gather_object(_rng_state())
-        return {
-            "config": to_dict(self.cfg),
-            "step": self.step,
-            "epoch": self.epoch,
-            "position": {"epoch": self.epoch, "in_epoch": self.in_epoch, "steps_per_epoch": self.steps_per_epoch,
-                         "batch_size": self.cfg.data.batch_size, "world_size": self.world_size},
-            "nets": {k: net.state_dict() for k, net in self.nets.items()},
-            "optimizers": {"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()},
-            # The LR is a function of the position; stored for inspection.
-            "schedulers": {"policy": self.cfg.train.lr_policy, "base_lr": self.base_lr,
-                           "lr_g": self.opt_g.param_groups[0]["lr"], "lr_d": self.opt_d.param_groups[0]["lr"]},
-            "scalers": {"g": self.scaler_g.state_dict(), "d": self.scaler_d.state_dict()},
-            "pools": pools,  # one entry per rank
-            "rng": rngs,  # one entry per rank
-            "wandb_run_id": self.tracker.run_id,
-            "best": self.best,
-        }
+        """The whole training state, in the checkpoint schema. Collective under DDP: every rank must call it
+        (the per-process state and RNGs of all ranks are gathered)."""
+        rank_state = dist_utils.all_gather_object(self.model.rank_state())
+        rngs = dist_utils.all_gather_object(ckpt_io.rng_state())
+        return ckpt_io.pack(
+            kind=self.cfg.model.kind,
+            config=to_dict(self.cfg),
+            step=self.step,
+            epoch=self.epoch,
+            position={"epoch": self.epoch, "in_epoch": self.in_epoch, "steps_per_epoch": self.steps_per_epoch,
+                      "batch_size": self.cfg.data.batch_size, "world_size": self.world_size},
+            nets={k: net.state_dict() for k, net in self.nets.items()},
+            ema=None,
+            optimizers={k: opt.state_dict() for k, opt in self.optimizers.items()},
+            scalers={k: sc.state_dict() for k, sc in self.scalers.items()},
+            schedule={"policy": self.cfg.train.lr_policy, "base_lr": self.base_lr,
+                      "lr": {k: self.lr(k) for k in self.optimizers}},
+            rank_state=rank_state,
+            rng=rngs,
+            wandb_run_id=self.tracker.run_id if self.tracker is not None else self.wandb_run_id,
+            best=self.best,
+        )
 
     def _restore(self, state: dict) -> None:
+        path = Path(state.get("path", "checkpoint"))
         for name, net in self.nets.items():
-            net.load_state_dict(state["nets"][name])
-        self.opt_g.load_state_dict(state["optimizers"]["g"])
-        self.opt_d.load_state_dict(state["optimizers"]["d"])
-        if state["scalers"]["g"]:
-            self.scaler_g.load_state_dict(state["scalers"]["g"])
-            self.scaler_d.load_state_dict(state["scalers"]["d"])
-        pools = state["pools"][self.rank % len(state["pools"])]
-        self.pool_a.load_state_dict(pools["a"], self.device)
-        self.pool_b.load_state_dict(pools["b"], self.device)
+            net.load_state_dict(ckpt_io.require(state, f"nets.{name}", path, dict))
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(ckpt_io.require(state, f"optimizers.{name}", path, dict))
+            scaler_state = state["scalers"].get(name)
+            if scaler_state:
+                self.scalers[name].load_state_dict(scaler_state)
+        if state["rank_state"]:
+            self.model.load_rank_state(state["rank_state"][self.rank % len(state["rank_state"])], self.device)
         self.step = int(state["step"])
         pos = state["position"]
         self.epoch, self.in_epoch = int(pos["epoch"]), int(pos["in_epoch"])
@@ -216,7 +213,7 @@ class Trainer:
                             self.steps_per_epoch, pos["steps_per_epoch"], pos["world_size"], self.world_size,
                             pos["batch_size"], self.cfg.data.batch_size, self.epoch)
         if len(state["rng"]) == self.world_size:
-            _set_rng_state(state["rng"][self.rank])
+            ckpt_io.set_rng_state(state["rng"][self.rank])
         self.best = state.get("best")
         if self.best is not None and self.best["metric"] != self.cfg.eval.best:
             self.best = None  # eval.best changed on resume: scores of another metric do not compare
@@ -235,62 +232,69 @@ class Trainer:
     # ------------------------------------------------------------------------------------------- step
 
     def autocast(self):
+        """The step's forward passes run under this: autocast to bf16/fp16, or nothing in fp32."""
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp)
 
+    def update(self, name: str, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        """Backward `loss` and step optimizer `name` (through its GradScaler). The terms are kept for the
+        end-of-step finite check (no host synchronisation here)."""
+        self._step_terms.append((name, {f"loss_{name}": loss, **terms}))
+        opt, scaler = self.optimizers[name], self.scalers[name]
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
     def train_step(self, batch: dict) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """One G update then one D update. Returns (loss terms, images for the sample grid), detached."""
-        real_a = batch["A"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-        real_b = batch["B"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-        m = self.model
+        """One step of the model kind. Returns (loss terms, images for the sample grid), detached."""
+        batch = {k: v.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+                 for k, v in batch.items() if isinstance(v, torch.Tensor)}
         self.set_lr()
+        self._step_terms = []
+        return self.model.training_step(batch, self)
 
-        # 1. generators, with both discriminators frozen (their grads are neither needed nor wanted)
-        set_requires_grad([m.d_a, m.d_b], False)
-        with self.autocast():
-            loss_g, terms, images = m.generator_loss(real_a, real_b)
-        self._check_finite({"loss_g": loss_g, **terms})
-        self.opt_g.zero_grad(set_to_none=True)
-        self.scaler_g.scale(loss_g).backward()
-        self.scaler_g.step(self.opt_g)
-        self.scaler_g.update()
-        set_requires_grad([m.d_a, m.d_b], True)
+    def _end_of_step(self) -> bool:
+        """The step's one synchronisation: non-finite terms (any rank) and stop requests (any rank) in one
+        flag vector. Raises DivergenceError; returns True when training should stop."""
+        values = torch.stack([v.detach().float().reshape(()) for _, terms in self._step_terms
+                              for v in terms.values()]) if self._step_terms else torch.zeros(1, device=self.device)
+        bad = (~torch.isfinite(values)).any().float()
+        stop = torch.tensor(float(self._stop_signal is not None), device=bad.device)
+        any_bad, any_stop = dist_utils.max_over_ranks(torch.stack([bad, stop])).tolist()
+        if any_bad:
+            self._diverged(values)
+        return bool(any_stop)
 
-        # 2. discriminators, on the history of generated images
-        fake_a = self.pool_a.query(images["fake_a"].detach())
-        fake_b = self.pool_b.query(images["fake_b"].detach())
-        with self.autocast():
-            loss_d, terms_d = m.discriminator_loss(real_a, real_b, fake_a, fake_b)
-        self._check_finite({"loss_d": loss_d, **terms_d})
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler_d.scale(loss_d).backward()
-        self.scaler_d.step(self.opt_d)
-        self.scaler_d.update()
-
-        out = {"loss_g": loss_g.detach(), "loss_d": loss_d.detach(), **{k: v.detach() for k, v in terms.items()},
-               **{k: v.detach() for k, v in terms_d.items()}}
-        images = {"real_a": real_a, "real_b": real_b, **{k: v.detach() for k, v in images.items()}}
-        return out, images
-
-    def _check_finite(self, terms: dict[str, torch.Tensor]) -> None:
-        values = torch.stack([v.detach().float().reshape(()) for v in terms.values()])
-        finite = bool(torch.isfinite(values).all())
-        if not dist_utils.any_rank(not finite, self.device):  # every rank stops at the same step
-            return
-        bad = [(k, v) for k, v in zip(terms, values.tolist()) if not math.isfinite(v)]
+    def _diverged(self, values: torch.Tensor) -> None:
         latest = self.run_dir / "latest.pt"
         kept = f"the last good checkpoint is {latest}" if latest.exists() else "no checkpoint was written yet"
+        named = [(upd, k) for upd, terms in self._step_terms for k in terms]
+        bad = [(upd, k, v) for (upd, k), v in zip(named, values.tolist()) if not math.isfinite(v)]
         if not bad:
-            raise DivergenceError(f"a loss became non-finite on another process at step {self.step + 1}: "
-                                  f"training stopped; {kept}")
-        name, value = next(((k, v) for k, v in bad if k not in ("loss_g", "loss_d")), bad[0])
+            raise DivergenceError(f"a loss became non-finite on another process at step {self.step}: "
+                                  f"training stopped without saving this step; {kept}")
+        upd, name, value = next((b for b in bad if not b[1].startswith("loss_")), bad[0])
+        nets = ", ".join(self.model.optimizers[upd])
         raise DivergenceError(
-            f"loss term {name} is {value} at step {self.step + 1}: training stopped before applying it; {kept}. "
-            "Try a lower train.lr, fp32 precision, or another seed.")
+            f"loss term {name} is {value} at step {self.step} (in the {upd} update: {nets}): training stopped "
+            f"without saving this step; {kept}. Try a lower train.lr, fp32 precision, or another seed.")
 
     # -------------------------------------------------------------------------------------------- loop
 
+    def open_run(self) -> None:
+        """Create the run directory, write config.yaml, start tracking (rank 0; every rank calls it)."""
+        if is_main():
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if self.step == 0:
+                (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+            save_config(self.cfg, self.run_dir / "config.yaml")
+        if self.tracker is None:
+            self.tracker = Tracker(self.run_dir, self.cfg, enabled=is_main(), run_id=self.wandb_run_id)
+        barrier()
+
     def fit(self) -> Path:
         """Train to the end (or to a stop signal); returns the path of the last checkpoint written."""
+        self.open_run()
         t = self.cfg.train
         self._print_summary()
         bar = _progress(self.total_steps(), self.step) if is_main() else None
@@ -307,17 +311,18 @@ class Trainer:
                     self.in_epoch += 1
                     if self.in_epoch == self.steps_per_epoch:
                         self.epoch, self.in_epoch = self.epoch + 1, 0
+                    # All ranks agree to stop at the same step, whichever of them got the signal.
+                    stop = self._end_of_step()
                     self._accumulate(terms)
                     done = self.finished()
-                    # All ranks agree to stop at the same step, whichever of them got the signal.
-                    stop = dist_utils.any_rank(self._stop_signal is not None, self.device)
                     if bar is not None:
                         bar.update(1)
                     if self.step % t.log_every == 0 or done:
                         elapsed = time.perf_counter() - window_start
                         metrics = self._log(elapsed, data_wait)
                         if bar is not None:
-                            bar.set_postfix({k: f"{metrics[k]:.3f}" for k in ("loss_g", "loss_d", "cycle_a")}
+                            shown = [k for k in metrics if k.startswith("loss_")][:3]
+                            bar.set_postfix({k: f"{metrics[k]:.3f}" for k in shown}
                                             | {"img/s": f"{metrics['img_per_s']:.1f}"}, refresh=False)
                         window_start, data_wait = time.perf_counter(), 0.0
                     if self.step % t.sample_every == 0 or done:
@@ -348,22 +353,28 @@ class Trainer:
     # ------------------------------------------------------------------------------------- evaluation
 
     def _setup_eval(self, feature_extractor: torch.nn.Module | None) -> None:
-        """Test splits, scorers and the real images' features, once (rank 0)."""
+        """Test splits, one scorer per generator direction, and the real images' features, once (rank 0).
+        AtoB translates test_a and compares with test_b; BtoA the other way."""
         from gan.data import domain_dir, scan_domain
         from gan.evaluate import add_reference
         from gan.metrics import Scorer
 
         e, d = self.cfg.eval, self.cfg.data
-        self.eval_a = scan_domain(domain_dir(d, "test_a"), "data.test_a (eval)").paths[: e.num_images]
-        self.eval_b = scan_domain(domain_dir(d, "test_b"), "data.test_b (eval)").paths[: e.num_images]
-        ab = Scorer(e.metrics, feature_extractor, e.inception_weights, self.device)  # fakes B vs real test_b
-        ba = Scorer(e.metrics, ab.feature, e.inception_weights, self.device)
-        add_reference(ab, self.eval_b, d.crop_size)
-        add_reference(ba, self.eval_a, d.crop_size)
-        self.scorers = {"ab": ab, "ba": ba}
+        splits = {"AtoB": ("test_a", "test_b"), "BtoA": ("test_b", "test_a")}
+        paths = {}
+        for split in {s for direction in self.model.generators for s in splits[direction]}:
+            paths[split] = scan_domain(domain_dir(d, split), f"data.{split} (eval)").paths[: e.num_images]
+        self.scorers = {}
+        feature = feature_extractor
+        for direction in self.model.generators:
+            source, target = splits[direction]
+            scorer = Scorer(e.metrics, feature, e.inception_weights, self.device)
+            feature = scorer.feature  # one extractor for every direction
+            add_reference(scorer, paths[target], d.crop_size)
+            self.scorers[direction] = (scorer, paths[source])
 
     def evaluate(self) -> dict[str, float]:
-        """Metrics on the test splits in both directions (rank 0; a collective for best.pt)."""
+        """Metrics on the test splits for every generator direction (rank 0; a collective for best.pt)."""
         from gan.evaluate import add_translations
         from gan.metrics import better
 
@@ -371,13 +382,15 @@ class Trainer:
         improved = False
         if is_main():
             size = self.cfg.data.crop_size
-            for key, net, paths in (("ab", self.nets["g_ab"], self.eval_a), ("ba", self.nets["g_ba"], self.eval_b)):
-                scorer = self.scorers[key]
+            for direction, (scorer, sources) in self.scorers.items():
+                net = self.nets[self.model.generators[direction]]
                 scorer.reset_fake()
+                was_training = net.training
                 net.eval()
-                add_translations(scorer, net, paths, size, self.device)
-                net.train()
-                results.update({f"{k}_{key}": v for k, v in scorer.compute().items()})
+                add_translations(scorer, net, sources, size, self.device)
+                net.train(was_training)
+                suffix = {"AtoB": "ab", "BtoA": "ba"}[direction]
+                results.update({f"{k}_{suffix}": v for k, v in scorer.compute().items()})
             self.tracker.log(self.step, results)
             metric = self.cfg.eval.best
             improved = better(metric, results[metric], self.best["value"] if self.best else None)
@@ -392,15 +405,15 @@ class Trainer:
         return results
 
     def _accumulate(self, terms: dict[str, torch.Tensor]) -> None:
-        for k, v in terms.items():
-            self._acc[k] = self._acc.get(k, 0.0) + v.float()
+        for k, v in terms.items():  # stays on the device: read only when logging
+            self._acc[k] = self._acc[k] + v.float() if k in self._acc else v.float()
         self._acc_n += 1
 
     def _log(self, elapsed: float, data_wait: float) -> dict[str, float]:
         n = max(1, self._acc_n)
         metrics = dist_utils.mean_over_ranks({k: float(v) / n for k, v in self._acc.items()}, self.device)
-        metrics["lr_g"] = self.opt_g.param_groups[0]["lr"]
-        metrics["lr_d"] = self.opt_d.param_groups[0]["lr"]
+        for name in self.optimizers:
+            metrics[f"lr_{name}"] = self.lr(name)
         metrics["img_per_s"] = n * self.cfg.data.batch_size * self.world_size / max(elapsed, 1e-9)
         metrics["data_wait"] = data_wait / max(elapsed, 1e-9)
         metrics["epoch"] = self.epochs_done()
@@ -413,16 +426,15 @@ class Trainer:
     def _sample(self, images: dict[str, torch.Tensor]) -> None:
         if not is_main():
             return
-        row_a = [images[k][0] for k in ("real_a", "fake_b", "rec_a")]
-        row_b = [images[k][0] for k in ("real_b", "fake_a", "rec_b")]
-        self.tracker.log_sample(self.step, make_grid([row_a, row_b]),
-                                caption="real_a | fake_b | rec_a  /  real_b | fake_a | rec_b")
+        rows, caption = self.model.sample_rows(images)
+        self.tracker.log_sample(self.step, make_grid(rows), caption=caption)
 
     def _print_summary(self) -> None:
         if not is_main():
             return
         d, t = self.data, self.cfg.train
         skipped = len(d.domain_a.skipped) + len(d.domain_b.skipped)
+        params = {name: count_parameters(net) for name, net in self.nets.items()}
         lines = [
             f"run        {self.run_dir}",
             f"device     {self.device} ({t.precision}{', compiled' if t.compile else ''}"
@@ -432,8 +444,7 @@ class Trainer:
             f"           B: {len(d.domain_b.paths)} images in {d.domain_b.folder}"
             f"{f' ({len(d.domain_b.skipped)} skipped)' if d.domain_b.skipped else ''}",
             f"           {skipped} unreadable file(s) skipped" if skipped else None,
-            f"model      G: {count_parameters(self.nets['g_ab']):,} params x2, "
-            f"D: {count_parameters(self.nets['d_a']):,} params x2",
+            f"model      {self.cfg.model.kind}: " + ", ".join(f"{k} {v:,}" for k, v in params.items()) + " params",
             f"schedule   {self.total_steps()} steps ({self.steps_per_epoch} per epoch, batch "
             f"{self.cfg.data.batch_size} x {self.world_size} process(es)), lr {self.base_lr:g} {t.lr_policy}"
             + (f"; resuming at step {self.step}" if self.step else ""),
@@ -441,7 +452,7 @@ class Trainer:
         log.info("\n".join(line for line in lines if line))
         self.tracker.summary({
             "images_a": len(d.domain_a.paths), "images_b": len(d.domain_b.paths), "skipped_files": skipped,
-            "params_g": count_parameters(self.nets["g_ab"]), "params_d": count_parameters(self.nets["d_a"]),
+            **{f"params_{k}": v for k, v in params.items()},
         })
 
     @contextlib.contextmanager
@@ -476,34 +487,6 @@ def _progress(total: int, initial: int):
     return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, smoothing=0.1, mininterval=interval)
 
 
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
-        "python": _py_state_to_plain(random.getstate()),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _py_state_to_plain(st: tuple) -> dict:
-    version, internal, gauss = st
-    return {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss}
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    p = state["python"]
-    random.setstate((p["version"], tuple(int(x) for x in p["internal"].tolist()), p["gauss"]))
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 # ------------------------------------------------------------------------------------- entry helpers
 
 RESUMABLE_KEYS = (
@@ -528,18 +511,20 @@ def resume_config(stored: dict, overrides: list[str]) -> Config:
     return from_dict(raw)
 
 
-def prepare_run_dir(cfg: Config) -> Path:
-    """runs/<name>/, refusing to overwrite a run that has checkpoints."""
+def check_run_dir(cfg: Config) -> Path:
+    """runs/<name>/ for a new run; refuses a folder that holds a run with checkpoints. Creates nothing."""
     run_dir = Path(cfg.train.output_dir) / cfg.name
-    if is_main():
-        if (run_dir / "latest.pt").exists() or any(run_dir.glob("checkpoints/step_*.pt")):
-            raise GanError(f"{run_dir} already holds a training run. Continue it with "
-                           f"`python train.py --resume {run_dir}`, or start a new one with name=<other name> "
-                           "(or delete the folder).")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
-    barrier()
+    if (run_dir / "latest.pt").exists() or any(run_dir.glob("checkpoints/step_*.pt")):
+        raise GanError(f"{run_dir} already holds a training run. Continue it with "
+                       f"`python train.py --resume {run_dir}`, or start a new one with name=<other name> "
+                       "(or delete the folder).")
+    return run_dir
+
+
+def prepare_run_dir(cfg: Config) -> Path:
+    """check_run_dir, then create the folder (for callers that build a Trainer themselves)."""
+    run_dir = check_run_dir(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 
 
@@ -555,15 +540,13 @@ def train(cfg: Config | None, resume: str | Path | None = None, overrides: list[
         state = None
     dist_utils.init(cfg.train.device)
     try:
-        if state is not None:
-            if is_main():
-                save_config(cfg, run_dir / "config.yaml")
-        else:
-            run_dir = prepare_run_dir(cfg)
-        trainer = Trainer(cfg, run_dir, resume=state, vgg_weights=vgg_weights)
+        if state is None:
+            run_dir = check_run_dir(cfg)
+        trainer = Trainer(cfg, run_dir, resume=state, vgg_weights=vgg_weights)  # nothing on disk until fit()
         try:
             return trainer.fit()
         finally:
-            trainer.tracker.close()
+            if trainer.tracker is not None:
+                trainer.tracker.close()
     finally:
         dist_utils.shutdown()

@@ -1,6 +1,6 @@
 """Inference: load any generator, translate whole image sets at full resolution, batched or tiled.
 
-    net, info = load_generator("runs/photo2monet", "AtoB")        # or a step file, latest_net_G.pth, model.onnx
+    net, info = checkpoint.load_generator("runs/photo2monet", "AtoB")   # or a step file, latest_net_G.pth, .onnx
     translate_folder(net, "photos/", "out/", TranslateOptions(batch_size=8))
 
 Full resolution: the generator pads to a multiple of 4 and crops back, so the output has the input's size.
@@ -32,59 +32,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gan import GanError
-from gan import checkpoint as ckpt_io
-from gan.config import from_dict
-from gan.data import ImageDecodeError, find_images, load_image, normalize_uint8, to_chw, to_uint8
-from gan.networks import build_generator, load_reference_generator
+from gan import GanError, ImageDecodeError
+from gan.data import IMAGE_EXTENSIONS, find_images, load_image, normalize_uint8, to_chw, to_uint8
 
 log = logging.getLogger("gan")
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "bmp": "BMP", "tif": "TIFF", "tiff": "TIFF"}
-
-
-# ----------------------------------------------------------------------------------------- loading
-
-
-@dataclass
-class GeneratorInfo:
-    source: str  # "checkpoint" | "reference" | "onnx"
-    path: Path
-    description: str
-    ngf: int | None = None
-
-
-def load_generator(path: str | Path, direction: str = "AtoB", device: torch.device | str = "cpu"
-                   ) -> tuple[nn.Module, GeneratorInfo]:
-    """A generator in eval mode from one of this project's checkpoints (or a run dir), a reference CycleGAN
-    generator file (latest_net_G*.pth; architecture inferred from its keys), or an exported .onnx model."""
-    if direction not in ("AtoB", "BtoA"):
-        raise GanError(f"--direction must be AtoB or BtoA, got {direction!r}")
-    path = ckpt_io.resolve(path)
-    if path.suffix.lower() == ".onnx":
-        from gan.export import OnnxGenerator
-
-        net = OnnxGenerator(path)
-        return net, GeneratorInfo("onnx", path, f"ONNX model {path.name} (onnxruntime)")
-    obj = ckpt_io.safe_load(path)
-    if ckpt_io.is_gan_checkpoint(obj):
-        cfg = from_dict(obj["config"])
-        m = cfg.model
-        name = "g_ab" if direction == "AtoB" else "g_ba"
-        cin, cout = (m.in_channels, m.out_channels) if direction == "AtoB" else (m.out_channels, m.in_channels)
-        net = build_generator(m, cin, cout, init=False)
-        net.load_state_dict(obj["nets"][name])
-        desc = (f"{path} (run {cfg.name}, step {obj['step']}, {name}: ngf {m.generator.ngf}, "
-                f"{m.generator.n_blocks} blocks)")
-        info = GeneratorInfo("checkpoint", path, desc, m.generator.ngf)
-    elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        net, gcfg = load_reference_generator(obj)
-        desc = f"{path} (reference CycleGAN generator: ngf {gcfg.ngf}, {gcfg.n_blocks} blocks)"
-        info = GeneratorInfo("reference", path, desc, gcfg.ngf)
-    else:
-        raise GanError(f"{path}: neither a checkpoint of this project nor a reference CycleGAN generator "
-                       "state_dict (latest_net_G*.pth)")
-    return net.to(device).eval().requires_grad_(False), info
 
 
 # ------------------------------------------------------------------------------- tiled inference
@@ -309,8 +262,8 @@ def plan_outputs(input_path: Path, output_dir: Path, fmt: str) -> list[tuple[Pat
     out_abs = output_dir.resolve()
     sources = [p for p in find_images(input_path) if not p.resolve().is_relative_to(out_abs)]
     if not sources:
-        raise GanError(f"no image files in {input_path} (looked for jpg, jpeg, png, bmp, tif, tiff, webp, "
-                       "recursively; hidden files are skipped)")
+        raise GanError(f"no image files in {input_path} (looked for {', '.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)}"
+                       ", recursively; hidden files are skipped)")
     base = input_path if input_path.is_dir() else input_path.parent
     pairs, taken = [], set()
     for src in sources:
@@ -382,9 +335,11 @@ def _collate(items):
 
 
 def translate_folder(net: nn.Module, input_path: str | Path, output_dir: str | Path,
-                     opts: TranslateOptions = TranslateOptions(), progress: bool = True) -> Report:
+                     opts: TranslateOptions | None = None, progress: bool = True) -> Report:
     """Translate every image under input_path into output_dir (same relative paths). Nothing is written if
-    any output exists already and opts.overwrite is off."""
+    any output exists already and opts.overwrite is off. `net` is used as given (the caller decides its
+    device and memory format)."""
+    opts = opts or TranslateOptions()
     start = time.perf_counter()
     pairs = plan_outputs(Path(input_path), Path(output_dir), opts.fmt)
     existing = [dst for _, dst in pairs if dst.exists()]
@@ -402,9 +357,8 @@ def translate_folder(net: nn.Module, input_path: str | Path, output_dir: str | P
     def autocast():
         return torch.autocast(device.type, dtype=dtype, enabled=amp)
 
+    # Inputs in channels_last on CUDA: fastest there when the caller's net is channels_last too.
     channels_last = device.type == "cuda"
-    if channels_last and isinstance(net, nn.Module):
-        net = net.to(memory_format=torch.channels_last)
     sources = [s for s, _ in pairs]
     loader = torch.utils.data.DataLoader(
         _Images(sources, opts.resize), batch_sampler=_size_batches(sources, opts.batch_size, opts.resize),
@@ -440,10 +394,11 @@ def translate_folder(net: nn.Module, input_path: str | Path, output_dir: str | P
 
 
 @torch.no_grad()
-def translate_batch(net, images: list[torch.Tensor], device: torch.device, opts: TranslateOptions = TranslateOptions(),
+def translate_batch(net, images: list[torch.Tensor], device: torch.device, opts: TranslateOptions | None = None,
                     autocast=None, channels_last: bool = False) -> list[torch.Tensor]:
     """Same-size (C, H, W) images, uint8 or float in [-1, 1] -> their translations (float, on the CPU),
     tiled when opts say so."""
+    opts = opts or TranslateOptions()
     autocast = autocast or contextlib.nullcontext
     h, w = images[0].shape[-2:]
     tile = opts.tile or (512 if h * w > opts.max_pixels else 0)

@@ -82,7 +82,7 @@ def test_two_ranks_match_each_other_and_a_single_process_run(tiny_overrides, tmp
     steps = [line for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(steps) == 4
     state = torch.load(run / "latest.pt", weights_only=True)
-    assert len(state["pools"]) == 2 and len(state["rng"]) == 2 and state["position"]["world_size"] == 2
+    assert len(state["rank_state"]) == 2 and len(state["rng"]) == 2 and state["position"]["world_size"] == 2
     assert not any(k.startswith("module.") for k in state["nets"]["g_ab"])  # unwrapped state
 
     # Resume the 2-process run in one process (another world size): it continues.

@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from gan import GanError
-from gan.export import OnnxGenerator, export
+from gan.export import export
+from gan.onnx_runtime import OnnxGenerator
 from gan.networks import ResnetGenerator
 from tests.test_translate import run_dir  # noqa: F401  (fixture)
 

@@ -53,7 +53,7 @@ def test_offline_run_logs_config_scalars_images_summary(tiny_overrides, offline,
     images = [r for r in rows if r.get("samples/_type") == "image-file"]
     assert [r["_step"] for r in images] == [2, 4] and "real_a | fake_b | rec_a" in images[0]["samples/caption"]
     summ = wandb_reader.summary(files[0])
-    assert summ["images_a"] == 6 and summ["images_b"] == 5 and summ["params_g"] > 0 and summ["final_step"] == 4
+    assert summ["images_a"] == 6 and summ["images_b"] == 5 and summ["params_g_ab"] > 0 and summ["final_step"] == 4
     # the local records are there too
     assert len((Path(cfg.train.output_dir) / "tiny" / "metrics.jsonl").read_text().splitlines()) == 2
 
@@ -117,6 +117,7 @@ def test_wandb_log_failure_mid_run(tiny_overrides, offline, monkeypatch, caplog)
         calls.append(1)
         raise RuntimeError("quota exceeded")
 
+    trainer.open_run()  # fit() opens it too (once); here early, to reach the W&B run
     monkeypatch.setattr(trainer.tracker.wandb_run, "log", failing_log)
     with caplog.at_level(logging.WARNING, logger="gan"):
         trainer.fit()

@@ -12,7 +12,8 @@ from gan import GanError
 from gan.config import load_config
 from gan.networks import ResnetGenerator
 from gan.trainer import Trainer, prepare_run_dir
-from gan.translate import TranslateOptions, load_generator, plan_outputs, translate_folder, translate_tiled
+from gan.checkpoint import load_generator
+from gan.translate import TranslateOptions, plan_outputs, translate_folder, translate_tiled
 from tests.helpers import write_images
 from tests.test_networks import reference_generator
 

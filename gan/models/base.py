@@ -1,0 +1,78 @@
+"""The interface between the training loop and a model kind.
+
+A model kind is an `nn.Module` subclass of `TrainModel` that owns its nets and the loss arithmetic of one
+training step, and nothing else: no optimizer, no scaler, no device or precision logic, no files. The loop
+(gan/trainer.py) owns those and drives every kind through these members:
+
+    build(cfg, device, rank, vgg_weights)   classmethod: the kind from a validated Config, on `device`
+    nets                  {checkpoint name: plain module}: every net whose weights the checkpoint keeps
+    optimizers            {optimizer name: (net names, ...)}: one Adam each, stepped in `training_step`
+    generators            {"AtoB"/"BtoA": net name}: what inference, evaluation, samples and the EMA use
+    training_step(batch, ctx) -> (terms, images)
+                          one step; calls `ctx.update(name, loss, terms)` once per optimizer, under
+                          `with ctx.autocast():` for the forward passes; terms are the weighted loss terms
+                          (0-dim tensors, logged), images the tensors the sample grid shows
+    sample_rows(images) -> (rows, caption)   rows of (C, H, W) images for the sample grid
+    wrap(fn)              replace the modules the step calls by fn(module) (DDP, torch.compile)
+    rank_state() / load_rank_state(state, device)   per-process state beyond the nets (e.g. image pools)
+    inference_net(model_cfg, name)   staticmethod: an untrained net `name` of this architecture (for loading)
+
+Adding a kind is a new module here and one entry in gan/models/__init__.py's KINDS; no loop code changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Protocol
+
+import torch
+from torch import nn
+
+from gan.config import Config, ModelConfig
+
+
+class StepContext(Protocol):
+    """What a training step may ask of the loop."""
+
+    def autocast(self) -> contextlib.AbstractContextManager: ...
+
+    def update(self, optimizer: str, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        """Backward `loss`, step optimizer `optimizer` (scaled under fp16); `terms` join the finite check."""
+
+
+class TrainModel(nn.Module):
+    optimizers: dict[str, tuple[str, ...]] = {}
+    generators: dict[str, str] = {}
+
+    @classmethod
+    def build(cls, cfg: Config, device: torch.device, rank: int = 0, vgg_weights: str | None = None) -> "TrainModel":
+        raise NotImplementedError
+
+    @property
+    def nets(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def training_step(self, batch: dict[str, torch.Tensor], ctx: StepContext
+                      ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def sample_rows(self, images: dict[str, torch.Tensor]) -> tuple[list[list[torch.Tensor]], str]:
+        raise NotImplementedError
+
+    def wrap(self, fn: Callable[[nn.Module], nn.Module]) -> None:
+        """Default: nothing is wrapped."""
+
+    def rank_state(self) -> dict:
+        return {}
+
+    def load_rank_state(self, state: dict, device: torch.device) -> None:
+        pass
+
+    @staticmethod
+    def inference_net(model_cfg: ModelConfig, name: str) -> nn.Module:
+        raise NotImplementedError
+
+
+def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
+    for net in nets:
+        net.requires_grad_(flag)

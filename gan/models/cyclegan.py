@@ -1,0 +1,236 @@
+"""CycleGAN (Zhu et al. 2017): the four networks and the loss arithmetic of one training step.
+
+Objective, with a in domain A (photos), b in domain B (paintings):
+
+    L_G = L_adv(g_ab, d_b) + L_adv(g_ba, d_a)
+        + lambda_cycle * (|g_ba(g_ab(a)) - a|_1 + |g_ab(g_ba(b)) - b|_1)                    cycle
+        + lambda_identity * lambda_cycle * (|g_ab(b) - b|_1 + |g_ba(a) - a|_1)             identity
+        + lambda_content * (C(g_ab(a), a) + C(g_ba(b), b))                 VGG content (hybrid mode)
+        + lambda_style * (S(g_ab(a), style_b) + S(g_ba(b), a))               VGG Gram style (hybrid)
+    L_D = 0.5 * (l(d_a(a), real) + l(d_a(pool(g_ba(b))), fake)) + the same for d_b with b and g_ab(a)
+
+style_b is the real b batch, or the mean Gram matrices of fixed style images (`loss.vgg.style_images`).
+
+Paper / reference code / here (each discriminator here is named after the domain it judges):
+
+    G    = G_A   = g_ab        loss_G_A   = adv_ab      loss_cycle_A = cycle_a     loss_idt_A = idt_b
+    F    = G_B   = g_ba        loss_G_B   = adv_ba      loss_cycle_B = cycle_b     loss_idt_B = idt_a
+    D_Y  = D_A   = d_b         loss_D_A   = d_b
+    D_X  = D_B   = d_a         loss_D_B   = d_a
+
+(The reference's idt_A is G_A(real_B) vs real_B, which is idt_b here: named by the image, not the net.)
+
+One step (`training_step`), in the reference's order: forward both generators; update g_ab/g_ba on L_G with
+d_a/d_b frozen; update d_a/d_b on L_D with the generated images drawn through each domain's ImagePool.
+`generators` and `discriminators` are each called once per update, so the loop can wrap those two in
+DistributedDataParallel (one forward per backward, every parameter used) or torch.compile. The generator
+update's adversarial terms call the plain d_a/d_b: they are frozen then, and no gradient of theirs needs
+averaging.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from gan import losses
+from gan.config import Config, LossConfig, ModelConfig
+from gan.image_pool import ImagePool
+from gan.models.base import StepContext, TrainModel, set_requires_grad
+from gan.networks import build_discriminator, build_generator
+
+
+class GeneratorPair(nn.Module):
+    """Runs g_ab and g_ba on everything one generator update needs, in one call."""
+
+    def __init__(self, g_ab: nn.Module, g_ba: nn.Module):
+        super().__init__()
+        self.g_ab, self.g_ba = g_ab, g_ba
+
+    def forward(self, real_a: torch.Tensor, real_b: torch.Tensor, identity: bool) -> dict[str, torch.Tensor]:
+        fake_b = self.g_ab(real_a)
+        fake_a = self.g_ba(real_b)
+        out = {"fake_b": fake_b, "rec_a": self.g_ba(fake_b), "fake_a": fake_a, "rec_b": self.g_ab(fake_a)}
+        if identity:
+            out["idt_a"] = self.g_ba(real_a)  # g_ba fed a real A should change nothing
+            out["idt_b"] = self.g_ab(real_b)
+        return out
+
+
+class DiscriminatorPair(nn.Module):
+    """d_a on (real_a, fake_a) and d_b on (real_b, fake_b), in one call."""
+
+    def __init__(self, d_a: nn.Module, d_b: nn.Module):
+        super().__init__()
+        self.d_a, self.d_b = d_a, d_b
+
+    def forward(self, real_a, real_b, fake_a, fake_b) -> tuple[torch.Tensor, ...]:
+        return self.d_a(real_a), self.d_a(fake_a), self.d_b(real_b), self.d_b(fake_b)
+
+
+class CycleGAN(TrainModel):
+    optimizers = {"g": ("g_ab", "g_ba"), "d": ("d_a", "d_b")}
+    generators = {"AtoB": "g_ab", "BtoA": "g_ba"}
+
+    def __init__(self, g_ab: nn.Module, g_ba: nn.Module, d_a: nn.Module, d_b: nn.Module, loss: LossConfig,
+                 vgg: losses.VGGFeatures | None = None, style_grams_b: dict[str, torch.Tensor] | None = None,
+                 pool_size: int = 50, pool_seed: int = 0):
+        super().__init__()
+        self.g_ab, self.g_ba, self.d_a, self.d_b = g_ab, g_ba, d_a, d_b
+        # Call targets of the two updates; `wrap` may replace them by DDP / compiled wrappers.
+        self.g_pair: nn.Module = GeneratorPair(g_ab, g_ba)
+        self.d_pair: nn.Module = DiscriminatorPair(d_a, d_b)
+        self.loss_cfg = loss
+        # A frozen submodule so .to(device) moves it; checkpoints store only the four nets.
+        self.vgg = vgg
+        if (loss.lambda_content > 0 or loss.lambda_style > 0) and vgg is None:
+            raise ValueError("lambda_content/lambda_style > 0 need a VGGFeatures module")
+        for k, g in (style_grams_b or {}).items():
+            self.register_buffer(f"style_gram_{k}", g, persistent=False)
+        self._fixed_style = bool(style_grams_b)
+        # Histories of generated images for the discriminators; each draws from its own generator.
+        self.pool_a = ImagePool(pool_size, seed=pool_seed * 1000 + 1)
+        self.pool_b = ImagePool(pool_size, seed=pool_seed * 1000 + 2)
+
+    # ------------------------------------------------------------------------------ TrainModel interface
+
+    @classmethod
+    def build(cls, cfg: Config, device: torch.device, rank: int = 0, vgg_weights: str | None = None) -> "CycleGAN":
+        """The four nets from `cfg.model` (+ VGG only when a VGG term is on). `vgg_weights` overrides
+        cfg.loss.vgg.weights (tests pass "none")."""
+        m, lo = cfg.model, cfg.loss
+        g_ab = build_generator(m, m.in_channels, m.out_channels)
+        g_ba = build_generator(m, m.out_channels, m.in_channels)
+        d_a = build_discriminator(m, m.in_channels)
+        d_b = build_discriminator(m, m.out_channels)
+        vgg, grams = None, None
+        if lo.lambda_content > 0 or lo.lambda_style > 0:
+            layers = (lo.vgg.content_layers if lo.lambda_content > 0 else ()) + (
+                lo.vgg.style_layers if lo.lambda_style > 0 else ())
+            vgg = losses.VGGFeatures(layers, vgg_weights or lo.vgg.weights).to(device)
+            if lo.lambda_style > 0 and lo.vgg.style_images:
+                grams = style_grams_from_files(vgg, lo.vgg.style_images, cfg.data.crop_size, lo.vgg.style_layers,
+                                               device)
+        # Pools are per process: seeded by (seed, rank) so ranks do not mirror each other.
+        model = cls(g_ab, g_ba, d_a, d_b, lo, vgg, grams, cfg.train.pool_size, cfg.seed + 1000 * rank)
+        return model.to(device)
+
+    @property
+    def nets(self) -> dict[str, nn.Module]:
+        return {"g_ab": self.g_ab, "g_ba": self.g_ba, "d_a": self.d_a, "d_b": self.d_b}
+
+    @staticmethod
+    def inference_net(model_cfg: ModelConfig, name: str) -> nn.Module:
+        m = model_cfg
+        channels = {"g_ab": (m.in_channels, m.out_channels), "g_ba": (m.out_channels, m.in_channels)}
+        if name not in channels:
+            raise KeyError(name)
+        return build_generator(m, *channels[name], init=False)
+
+    def wrap(self, fn) -> None:
+        self.g_pair = fn(self.g_pair)
+        self.d_pair = fn(self.d_pair)
+
+    def training_step(self, batch: dict[str, torch.Tensor], ctx: StepContext
+                      ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """One G update then one D update (the reference's optimize_parameters)."""
+        real_a, real_b = batch["A"], batch["B"]
+
+        # 1. generators, with both discriminators frozen (their grads are neither needed nor wanted)
+        set_requires_grad([self.d_a, self.d_b], False)
+        with ctx.autocast():
+            loss_g, terms_g, images = self.generator_loss(real_a, real_b)
+        ctx.update("g", loss_g, terms_g)
+        set_requires_grad([self.d_a, self.d_b], True)
+
+        # 2. discriminators, on the history of generated images
+        fake_a = self.pool_a.query(images["fake_a"].detach())
+        fake_b = self.pool_b.query(images["fake_b"].detach())
+        with ctx.autocast():
+            loss_d, terms_d = self.discriminator_loss(real_a, real_b, fake_a, fake_b)
+        ctx.update("d", loss_d, terms_d)
+
+        terms = {"loss_g": loss_g, "loss_d": loss_d, **terms_g, **terms_d}
+        images = {"real_a": real_a, "real_b": real_b, **images}
+        return {k: v.detach() for k, v in terms.items()}, {k: v.detach() for k, v in images.items()}
+
+    def sample_rows(self, images: dict[str, torch.Tensor]) -> tuple[list[list[torch.Tensor]], str]:
+        rows = [[images[k][0] for k in ("real_a", "fake_b", "rec_a")],
+                [images[k][0] for k in ("real_b", "fake_a", "rec_b")]]
+        return rows, "real_a | fake_b | rec_a  /  real_b | fake_a | rec_b"
+
+    def rank_state(self) -> dict:
+        return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
+
+    def load_rank_state(self, state: dict, device: torch.device) -> None:
+        self.pool_a.load_state_dict(state["pool_a"], device)
+        self.pool_b.load_state_dict(state["pool_b"], device)
+
+    # -------------------------------------------------------------------------------- the objective
+
+    def generator_loss(self, real_a: torch.Tensor, real_b: torch.Tensor
+                       ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """-> (L_G, weighted terms that sum to L_G, images {fake_b, rec_a, fake_a, rec_b} still attached)."""
+        c = self.loss_cfg
+        mode = c.gan_mode
+        images = self.g_pair(real_a, real_b, c.lambda_identity > 0)
+        fake_b, rec_a, fake_a, rec_b = images["fake_b"], images["rec_a"], images["fake_a"], images["rec_b"]
+        terms = {
+            "adv_ab": losses.generator_adv_loss(self.d_b(fake_b), mode),
+            "adv_ba": losses.generator_adv_loss(self.d_a(fake_a), mode),
+            "cycle_a": c.lambda_cycle * losses.cycle_loss(rec_a, real_a),
+            "cycle_b": c.lambda_cycle * losses.cycle_loss(rec_b, real_b),
+        }
+        if c.lambda_identity > 0:
+            w = c.lambda_identity * c.lambda_cycle
+            terms["idt_a"] = w * losses.identity_loss(images.pop("idt_a"), real_a)
+            terms["idt_b"] = w * losses.identity_loss(images.pop("idt_b"), real_b)
+        if c.lambda_content > 0 or c.lambda_style > 0:
+            terms.update(self._vgg_terms(real_a, real_b, fake_a, fake_b))
+        total = sum(terms.values())
+        return total, terms, images
+
+    def _vgg_terms(self, real_a, real_b, fake_a, fake_b) -> dict[str, torch.Tensor]:
+        c = self.loss_cfg
+        feat_real_a, feat_real_b = self.vgg(real_a), self.vgg(real_b)
+        feat_fake_b, feat_fake_a = self.vgg(fake_b), self.vgg(fake_a)
+        terms = {}
+        if c.lambda_content > 0:
+            layers = c.vgg.content_layers
+            terms["content_ab"] = c.lambda_content * losses.content_loss(
+                feat_fake_b, {k: feat_real_a[k] for k in layers})
+            terms["content_ba"] = c.lambda_content * losses.content_loss(
+                feat_fake_a, {k: feat_real_b[k] for k in layers})
+        if c.lambda_style > 0:
+            layers = c.vgg.style_layers
+            if self._fixed_style:
+                grams_b = {k: getattr(self, f"style_gram_{k}") for k in layers}
+            else:
+                grams_b = {k: losses.gram_matrix(feat_real_b[k]) for k in layers}
+            grams_a = {k: losses.gram_matrix(feat_real_a[k]) for k in layers}
+            terms["style_ab"] = c.lambda_style * losses.style_loss(feat_fake_b, grams_b)
+            terms["style_ba"] = c.lambda_style * losses.style_loss(feat_fake_a, grams_a)
+        return terms
+
+    def discriminator_loss(self, real_a: torch.Tensor, real_b: torch.Tensor, fake_a: torch.Tensor,
+                           fake_b: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """-> (L_D = L_d_a + L_d_b, terms). Pass pooled fakes; they are detached here."""
+        mode = self.loss_cfg.gan_mode
+        real_pred_a, fake_pred_a, real_pred_b, fake_pred_b = self.d_pair(
+            real_a, real_b, fake_a.detach(), fake_b.detach())
+        terms = {
+            "d_a": losses.discriminator_loss(real_pred_a, fake_pred_a, mode),
+            "d_b": losses.discriminator_loss(real_pred_b, fake_pred_b, mode),
+        }
+        return terms["d_a"] + terms["d_b"], terms
+
+
+def style_grams_from_files(vgg: losses.VGGFeatures, folder: str | Path, size: int, layers: tuple[str, ...],
+                           device: torch.device, chunk: int = 4) -> dict[str, torch.Tensor]:
+    """Mean Gram matrices of every image in a file or folder, read and passed through VGG `chunk` images at a
+    time under no_grad: memory stays that of one chunk, whatever the number of style images."""
+    from gan.data import style_image_batches
+
+    return losses.mean_gram_matrices(vgg, style_image_batches(folder, size, chunk), layers, device)

@@ -1,0 +1,47 @@
+"""Run an exported ONNX generator behind the same call as a PyTorch one (used by inference and by the
+export's numerical check)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from gan import GanError
+from gan.networks import pad_to_multiple
+
+
+class OnnxGenerator:
+    """(N, C, H, W) in [-1, 1] -> the same, through onnxruntime. The graph needs H, W divisible by 4: inputs
+    are padded and outputs cropped back here, as the PyTorch generator does itself."""
+
+    supports_autocast = False
+
+    def __init__(self, path: str | Path):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise GanError("running .onnx models needs onnxruntime: pip install onnxruntime") from None
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+        try:
+            self.session = ort.InferenceSession(str(path), providers=providers)
+        except Exception as e:
+            raise GanError(f"cannot load ONNX model {path}: {e}") from None
+        first = self.session.get_inputs()[0]
+        self.input_name = first.name
+        self.in_channels = first.shape[1] if isinstance(first.shape[1], int) else 3
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = pad_to_multiple(x.float(), 4, minimum=8)
+        out = self.session.run(None, {self.input_name: x.cpu().numpy()})[0]
+        return torch.from_numpy(out)[..., :h, :w]
+
+    def eval(self) -> "OnnxGenerator":
+        return self
+
+    def to(self, *args, **kwargs) -> "OnnxGenerator":
+        return self
+
+    def requires_grad_(self, flag: bool = True) -> "OnnxGenerator":
+        return self
