@@ -149,12 +149,12 @@ def is_torchscript(path: Path) -> bool:
 def safe_load(path: str | Path) -> object:
     """torch.load(weights_only=True): refuses anything that would run code while unpickling."""
     path = Path(path)
+    if is_torchscript(path):  # torch.load would only point at an unsafe workaround
+        raise GanError(f"{path} is a TorchScript model, not a checkpoint: test.py --checkpoint runs it; for "
+                       "anything else give the run directory or checkpoint it was exported from")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if is_torchscript(path):
-            raise GanError(f"{path} is a TorchScript model, not a checkpoint: pass it to test.py --checkpoint "
-                           "(which runs it), or give the run directory / checkpoint it was exported from") from None
         text = str(e)
         if "global" in text.lower():  # "Unsupported global: GLOBAL posix.mkdir" and the like
             first = next((line.strip() for line in text.splitlines() if "global" in line.lower()), "")

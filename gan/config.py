@@ -19,7 +19,7 @@ from typing import Any, Literal, Optional
 
 import yaml
 
-from gan import ConfigError, GanError
+from gan import ConfigError
 
 
 Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
@@ -157,7 +157,7 @@ class EvalConfig:
     num_images: int = 200
     metrics: tuple[Metric, ...] = ("kid",)
     best: str = "kid_ab"
-    inception_weights: Optional[str] = None  # local pt_inception-2015-12-05-6726825d.pth (else downloaded)
+    inception_weights: Optional[str] = None  # local copy of the FID Inception weights (else downloaded once)
 
 
 @dataclass(frozen=True)
@@ -415,13 +415,8 @@ def validate(cfg: Config) -> None:
     if d.preprocess in ("scale_width", "none"):
         _require(d.batch_size == 1, "data.batch_size", d.batch_size,
                  f"1 with preprocess {d.preprocess} (image sizes differ, so they cannot be batched)")
-    for i, spec in enumerate(d.extra_transforms):
-        from gan.data import build_extra_transform  # lazy: albumentations is only needed here
-
-        try:
-            build_extra_transform(spec)
-        except GanError as e:
-            raise ConfigError(f"data.extra_transforms[{i}]: {e}") from None
+    # data.extra_transforms are checked by gan.data (which owns albumentations) when the pipeline is built,
+    # at the start of training, before anything is written.
 
     m = cfg.model
     for key in ("in_channels", "out_channels"):

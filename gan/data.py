@@ -30,7 +30,7 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from gan import GanError, ImageDecodeError
+from gan import ConfigError, GanError, ImageDecodeError
 from gan.config import Config, DataConfig, TransformSpec
 
 if TYPE_CHECKING:
@@ -152,12 +152,13 @@ def scan_domain(folder: str | Path, what: str = "domain", rank: int = 0, world_s
         verdicts.update(part)
     ok, skipped = [], []
     for i, p in enumerate(found):
-        if verdicts[i] is None:
+        reason = verdicts[i] if i in verdicts else check_image(p)  # (a share no process checked: outside DDP)
+        if reason is None:
             ok.append(p)
         else:
-            skipped.append((p, verdicts[i]))
+            skipped.append((p, reason))
             if rank == 0:
-                log.warning("skipping unreadable image %s: %s", p, verdicts[i])
+                log.warning("skipping unreadable image %s: %s", p, reason)
     if not ok:
         others = sorted(p.name for p in folder.rglob("*") if p.is_file())
         shown = ", ".join(others[:5]) + (f", ... ({len(others)} files)" if len(others) > 5 else "")
@@ -290,8 +291,19 @@ def build_transform(cfg: DataConfig, train: bool = True) -> A.Compose:
     if train and cfg.flip:
         ops.append(A.HorizontalFlip(p=0.5))
     if train:
-        ops += [build_extra_transform(spec) for spec in cfg.extra_transforms]
+        ops += check_extra_transforms(cfg)
     return A.Compose(ops)
+
+
+def check_extra_transforms(cfg: DataConfig) -> list:
+    """The albumentations transforms of data.extra_transforms, or a ConfigError naming the entry."""
+    out = []
+    for i, spec in enumerate(cfg.extra_transforms):
+        try:
+            out.append(build_extra_transform(spec))
+        except GanError as e:
+            raise ConfigError(f"data.extra_transforms[{i}]: {e}") from None
+    return out
 
 
 # ----------------------------------------------------------------------------------- dataset/sampler
@@ -414,10 +426,11 @@ def ensure_sample_dataset(cfg: DataConfig) -> None:
 
 def build_train_data(cfg: Config, rank: int = 0, world_size: int = 1, device: torch.device | None = None) -> TrainData:
     d = cfg.data
+    transform = build_transform(d, train=True)  # config mistakes first, before any folder is scanned
     ensure_sample_dataset(d)
     domain_a = scan_domain(domain_dir(d, "train_a"), "data.train_a", rank, world_size)
     domain_b = scan_domain(domain_dir(d, "train_b"), "data.train_b", rank, world_size)
-    dataset = UnpairedDataset(domain_a.paths, domain_b.paths, build_transform(d, train=True), cfg.seed,
+    dataset = UnpairedDataset(domain_a.paths, domain_b.paths, transform, cfg.seed,
                               d.serial_batches, warn=rank == 0)
     sampler = UnpairedSampler(len(dataset), cfg.seed, shuffle=not d.serial_batches, rank=rank,
                               world_size=world_size)

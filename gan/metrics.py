@@ -8,7 +8,7 @@
 Features are extracted once per image (images resized to 299x299, bicubic with antialiasing, as Inception
 expects) and the three torchmetrics metrics are fed those features. The extractor is injectable (`feature=`
 any module mapping uint8 (N, 3, 299, 299) to (N, D); tests use a tiny one). The standard extractor is the
-FID Inception (pt_inception-2015-12-05), loaded by torch-fidelity as torchmetrics does, or from a local file.
+FID Inception (weights-inception-2015-12-05-6726825d.pth), loaded by torch-fidelity as torchmetrics does, or from a local file.
 
 edge_ssim: SSIM between the Sobel edge maps of each input and its translation (grayscale, same size):
 how much of the content's structure survives the translation (1 = all). Higher is better; for the
@@ -26,8 +26,22 @@ from torch import nn
 
 from gan import GanError
 
-INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
-INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILE
+
+
+def inception_url() -> str:
+    """The URL torch-fidelity (behind torchmetrics) downloads the FID Inception weights from: its own constant,
+    so the file name we tell offline users is the one the installed version really loads."""
+    try:
+        from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+    except ImportError:
+        raise GanError("FID/KID/MiFID need torchmetrics and torch-fidelity: pip install torchmetrics torch-fidelity"
+                       ) from None
+    return URL_INCEPTION_V3
+
+
+def inception_file() -> str:
+    return inception_url().rsplit("/", 1)[-1]
+
 HIGHER_IS_BETTER = {"edge_ssim"}
 METRICS = ("fid", "kid", "mifid", "edge_ssim")
 
@@ -39,10 +53,11 @@ def inception(weights: str | None = None) -> nn.Module:
     except ImportError:
         raise GanError("FID/KID/MiFID need torchmetrics and torch-fidelity: pip install torchmetrics torch-fidelity"
                        ) from None
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+    url = inception_url()
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / inception_file()
     path = weights or (str(cached) if cached.is_file() else None)
     if weights and not Path(weights).is_file():
-        raise GanError(f"Inception weights not found: {weights} (expected {INCEPTION_FILE})")
+        raise GanError(f"Inception weights not found: {weights} (expected {inception_file()})")
     try:
         net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
                                  feature_extractor_weights_path=path)
@@ -50,7 +65,7 @@ def inception(weights: str | None = None) -> nn.Module:
         reason = str(e).splitlines()[0] if str(e) else ""
         raise GanError(
             f"could not load the FID Inception weights ({type(e).__name__}: {reason})."
-            f" Without internet, download {INCEPTION_URL} elsewhere and place it at {cached} "
+            f" Without internet, download {url} elsewhere and place it at {cached} "
             f"(TORCH_HOME={os.environ.get('TORCH_HOME', 'unset')}), or pass its path (--inception-weights / "
             "eval.inception_weights). edge_ssim needs no weights."
         ) from None

@@ -90,6 +90,10 @@ class Tracker:
         w = cfg.tracking.wandb
         mode = resolve_wandb_mode(w.mode)
         if mode == "disabled":
+            env = os.environ.get("WANDB_MODE")
+            if env and env != "disabled":
+                log.info("W&B is off: the config says tracking.wandb.mode=disabled, which WANDB_MODE=%s does not "
+                         "override (set tracking.wandb.mode=auto to follow WANDB_MODE)", env)
             return
         try:
             import wandb

@@ -69,7 +69,6 @@ def test_round_trip_with_overrides(tmp_path):
     ("data.flip=maybe", "data.flip: invalid value 'maybe'; expected true or false"),
     ("loss.gan_mode=wgan", "loss.gan_mode: invalid value 'wgan'; expected one of 'lsgan', 'vanilla', 'hinge'"),
     ("data.crop_size=300", "data.crop_size: invalid value 300; expected at most data.load_size (286)"),
-    ("train.precision=fp16", None),  # fine on auto/cuda
     ("model.generator.upsample=bilinear", "model.generator.upsample: invalid value 'bilinear'"),
     ("loss.vgg.style_layers=[relu9_9]", "loss.vgg.style_layers[0]: invalid value 'relu9_9'"),
     ("eval.best=fid_ab", "eval.best: invalid value 'fid_ab'; expected one of kid_ab, kid_ba"),
@@ -77,12 +76,15 @@ def test_round_trip_with_overrides(tmp_path):
     ("lr", "override 'lr': expected key=value"),
 ])
 def test_bad_values_name_path_value_and_allowed(override, message):
-    if message is None:
-        load_config(None, [override])
-        return
     with pytest.raises(ConfigError) as e:
         load_config(None, [override])
     assert message in str(e.value)
+
+
+def test_fp16_is_accepted_where_cuda_may_be():
+    # auto/cuda may resolve to a GPU: the config keeps fp16 (the trainer refuses it once the device is known).
+    assert load_config(None, ["train.precision=fp16"]).train.precision == "fp16"
+    assert load_config(None, ["train.precision=fp16", "train.device=cuda:1"]).train.device == "cuda:1"
 
 
 def test_fp16_on_cpu_is_refused():
@@ -119,12 +121,28 @@ def test_section_given_a_scalar():
         load_config(None, ["train=3"])
 
 
-def test_extra_transforms_checked_at_load():
+def test_extra_transforms_checked_when_the_pipeline_is_built():
+    from gan.data import build_transform
+
+    cfg = load_config(None, ["data.extra_transforms=[{name: ColourJitter}]"])
     with pytest.raises(ConfigError, match=r"data.extra_transforms\[0\]: unknown albumentations transform "
                                           r"'ColourJitter'; did you mean ColorJitter"):
-        load_config(None, ["data.extra_transforms=[{name: ColourJitter}]"])
+        build_transform(cfg.data)
+    cfg = load_config(None, ["data.extra_transforms=[{name: ColorJitter, params: {brightness: lots}}]"])
     with pytest.raises(ConfigError, match=r"data.extra_transforms\[0\]: ColorJitter\(brightness='lots'\): invalid"):
-        load_config(None, ["data.extra_transforms=[{name: ColorJitter, params: {brightness: lots}}]"])
+        build_transform(cfg.data)
+
+
+def test_bad_extra_transform_stops_train_py_before_anything_is_written(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, str(root / "train.py"), f"train.output_dir={tmp_path / 'runs'}",
+                        f"data.root={tmp_path / 'nowhere'}", "data.extra_transforms=[{name: ColourJitter}]"],
+                       capture_output=True, text=True, cwd=root, timeout=120)
+    assert r.returncode == 2 and "error: data.extra_transforms[0]: unknown albumentations transform" in r.stderr
+    assert not (tmp_path / "runs").exists()
 
 
 def test_batching_needs_equal_sizes():

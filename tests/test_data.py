@@ -103,6 +103,26 @@ def test_scan_skips_bad_files_with_one_warning_each(tmp_path, caplog):
     assert all(p.read_bytes() == before[p] for p in bad)  # only ever read
 
 
+def test_every_still_format_pillow_decodes_is_found(tmp_path):
+    from gan.data import IMAGE_EXTENSIONS
+
+    for ext in (".jpg", ".png", ".webp", ".tif", ".bmp", ".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".jp2"):
+        assert ext in IMAGE_EXTENSIONS, ext
+    assert not {".mpg", ".eps", ".h5", ".wmf"} & set(IMAGE_EXTENSIONS)
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    frames = [Image.fromarray(rgb), Image.fromarray(255 - rgb)]
+    frames[0].save(tmp_path / "anim.GIF", save_all=True, append_images=frames[1:])
+    Image.fromarray(rgb).save(tmp_path / "x.ppm")
+    Image.fromarray(rgb[..., 1]).save(tmp_path / "y.pgm")
+    Image.fromarray(rgb).save(tmp_path / "z.tga")
+    dom = scan_domain(tmp_path)
+    assert sorted(p.name for p in dom.paths) == ["anim.GIF", "x.ppm", "y.pgm", "z.tga"] and not dom.skipped
+    first = load_image(tmp_path / "anim.GIF")  # the first frame (GIF palettes quantise colours a little)
+    assert first.shape == (12, 16, 3) and np.abs(first.astype(int) - rgb).mean() < 20
+    assert np.array_equal(load_image(tmp_path / "x.ppm"), rgb)
+
+
 def test_empty_domain_error_names_folder_and_contents(tmp_path):
     make_bad_files(tmp_path / "paintings")
     (tmp_path / "paintings" / "readme.txt").write_text("hi")

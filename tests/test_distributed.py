@@ -113,3 +113,45 @@ def test_too_few_images_for_the_ranks(tiny_overrides, tmp_path):
                         "data.batch_size=4"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert r.returncode != 0
     assert "data.batch_size=4 x 2 process(es) needs at least 8 images per domain; the larger domain has 6" in r.stderr
+
+
+def _scan_worker(rank: int, world: int, port: int, folder: str, out: str) -> None:
+    import json
+    import logging
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    from gan import data, distributed
+
+    checked, warned = [], []
+    real_check = data.check_image
+    data.check_image = lambda p: checked.append(p.name) or real_check(p)
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            warned.append(record.getMessage())
+
+    logging.getLogger("gan").addHandler(Collect(level=logging.WARNING))
+    distributed.init("cpu")
+    try:
+        dom = data.scan_domain(folder, "data.train_a", distributed.get_rank(), distributed.get_world_size())
+        Path(out, f"scan{rank}.json").write_text(json.dumps(
+            {"checked": checked, "warned": warned, "paths": [p.name for p in dom.paths]}))
+    finally:
+        distributed.shutdown()
+
+
+def test_each_rank_decodes_its_share_and_rank_0_warns(tmp_path):
+    import json
+
+    from tests.helpers import write_images
+
+    folder = tmp_path / "imgs"
+    write_images(folder, 7)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    mp.spawn(_scan_worker, args=(2, free_port(), str(folder), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (json.loads((tmp_path / f"scan{r}.json").read_text()) for r in (0, 1))
+    assert sorted(r0["checked"] + r1["checked"]) == sorted(p.name for p in folder.iterdir())
+    assert not set(r0["checked"]) & set(r1["checked"]) and len(r0["checked"]) == 4 and len(r1["checked"]) == 4
+    assert r0["paths"] == r1["paths"] and len(r0["paths"]) == 7
+    assert len(r0["warned"]) == 1 and "broken.png" in r0["warned"][0] and r1["warned"] == []

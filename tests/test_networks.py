@@ -71,14 +71,27 @@ def test_spectral_norm_discriminator():
 
 @pytest.mark.parametrize("kind", ["normal", "xavier", "kaiming", "orthogonal"])
 def test_init_types(kind):
+    """Each init's defining statistic on a residual-block conv (32 -> 32, 3x3: 9,216 weights), so a no-op or
+    wrong init fails: PyTorch's default (kaiming-uniform, a=sqrt(5)) has std 1/sqrt(3 * fan_in) = 0.034."""
     torch.manual_seed(0)
-    net = init_weights(ResnetGenerator(3, 3, 8, 1), InitConfig(kind, 0.02))
-    conv = net.model[1]
-    assert torch.all(conv.bias == 0)
-    std = conv.weight.std().item()
-    if kind == "normal":
-        assert abs(std - 0.02) < 0.005
-    assert std > 0
+    gain = 0.5 if kind in ("xavier", "orthogonal") else 0.02
+    net = init_weights(ResnetGenerator(3, 3, 8, 1, norm="batch"), InitConfig(kind, gain))
+    conv = net.model[10].conv_block[1]  # 32 -> 32, 3x3, no bias with batch norm
+    w = conv.weight.detach().reshape(32, -1)  # (fan_out rows of fan_in = 288)
+    fan_in, fan_out = 32 * 9, 32 * 9
+    expected_std = {"normal": gain, "xavier": gain * (2 / (fan_in + fan_out)) ** 0.5,
+                    "kaiming": (2 / fan_in) ** 0.5}
+    if kind == "orthogonal":  # rows orthogonal with norm gain: W W^T = gain^2 I
+        assert torch.allclose(w @ w.T, gain**2 * torch.eye(32), atol=1e-5)
+    else:
+        assert w.std().item() == pytest.approx(expected_std[kind], rel=0.05)
+        assert abs(w.mean().item()) < 0.1 * expected_std[kind]
+    stem = net.model[1]
+    assert stem.bias is None or torch.all(stem.bias == 0)
+    bn = net.model[2]  # batch norm scale ~ N(1, gain), shift 0
+    assert torch.all(bn.bias == 0) and bn.weight.std().item() > 0 and abs(bn.weight.mean().item() - 1) < 4 * gain
+    out_conv = net.model[-2]
+    assert torch.all(out_conv.bias == 0)
 
 
 def test_build_from_config():

@@ -156,6 +156,35 @@ def test_non_finite_loss_stops_with_term_and_step(tiny_overrides, tmp_path):
     assert all(torch.isfinite(v).all() for v in state["nets"]["g_ab"].values())
 
 
+def test_non_finite_discriminator_term_is_named_with_its_update(tiny_overrides, tmp_path, monkeypatch):
+    import gan.distributed as dist_utils
+
+    cfg = load_config(None, tiny_overrides + ["train.max_steps=10", "train.save_every=100"])
+    trainer = Trainer(cfg, prepare_run_dir(cfg))
+    original = trainer.model.discriminator_loss
+
+    def poisoned(*args):
+        total, terms = original(*args)
+        if trainer.step == 2:  # the 3rd step
+            terms["d_b"] = terms["d_b"] * float("inf")
+            total = terms["d_a"] + terms["d_b"]
+        return total, terms
+
+    trainer.model.discriminator_loss = poisoned
+    # One flag vector per step goes through max_over_ranks (the one all-reduce under DDP); nothing else
+    # asks the other processes anything per step.
+    reductions = []
+    real_max = dist_utils.max_over_ranks
+    monkeypatch.setattr(dist_utils, "max_over_ranks", lambda t: reductions.append(t.shape) or real_max(t))
+    monkeypatch.setattr(dist_utils, "any_rank", lambda *a: pytest.fail("a second per-step collective"))
+    with pytest.raises(DivergenceError) as e:
+        trainer.fit()
+    msg = str(e.value)
+    assert "loss term d_b is inf at step 3 (in the d update: d_a, d_b)" in msg and "without saving" in msg
+    assert reductions == [(2,)] * 3
+    assert not (tmp_path / "runs" / "tiny" / "latest.pt").exists()
+
+
 def test_crafted_pickle_is_refused_and_runs_nothing(tmp_path):
     marker = tmp_path / "pwned"
 
@@ -220,10 +249,24 @@ def test_lr_follows_the_schedule_during_training(tiny_overrides):
     assert lrs == pytest.approx([2e-4, 2e-4, 2e-4 / 3])
 
 
-def test_checkpoint_has_plain_keys_with_compile_and_no_vgg(tiny_overrides):
+def test_compiled_training_runs_and_saves_plain_keys(tiny_overrides, monkeypatch):
+    import functools
+
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    # Dynamo captures the graphs and AOTAutograd their backward, as with the default backend; only the C++
+    # code generation of inductor (PyTorch's business, ~90 s on 2 cores) is left out of the test.
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
     cfg = load_config(None, tiny_overrides + ["train.compile=true", "loss.lambda_content=1", "loss.vgg.weights=none",
-                                              "loss.vgg.content_layers=[relu1_1]"])
+                                              "loss.vgg.content_layers=[relu1_1]", "train.max_steps=2"])
     trainer = Trainer(cfg, prepare_run_dir(cfg))
+    from torch._dynamo.eval_frame import OptimizedModule
+
+    assert isinstance(trainer.model.g_pair, OptimizedModule) and isinstance(trainer.model.d_pair, OptimizedModule)
+    before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    trainer.fit()
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > before  # something was really compiled
     state = trainer.state_dict()
     assert all(not k.startswith("_orig_mod") for k in state["nets"]["g_ab"])
     assert set(state["nets"]) == {"g_ab", "g_ba", "d_a", "d_b"}
