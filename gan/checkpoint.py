@@ -316,8 +316,9 @@ def _generator_from_checkpoint(obj: dict, path: Path, direction: str, weights: s
     kind = kind_class(require(obj, "kind", path, str))
     m = model_config(obj, path)
     if direction not in kind.generators:
-        raise GanError(f"{path}: a {obj['kind']} model has no {direction} generator "
-                       f"(it has: {', '.join(kind.generators)})")
+        article = "an" if obj["kind"][:1] in "aeiou" else "a"
+        has = ", ".join(kind.generators) or "none: it takes a content and a style image, see stylize.py --model"
+        raise GanError(f"{path}: {article} {obj['kind']} model has no {direction} generator (it has: {has})")
     name = kind.generators[direction]
     ema = obj.get("ema") or {}
     use_ema = weights == "ema" and name in ema
@@ -334,6 +335,47 @@ def _generator_from_checkpoint(obj: dict, path: Path, direction: str, weights: s
             f"ngf {g.ngf}, {g.n_blocks} blocks)")
     cin = m.in_channels if direction == "AtoB" else m.out_channels
     return net, GeneratorInfo("checkpoint", path, desc, g.ngf, cin)
+
+
+def checkpoint_kind(path: str | Path) -> str | None:
+    """The model kind of one of this project's checkpoints (or run directory); None for any other file."""
+    path = resolve(path)
+    if path.suffix.lower() == ".onnx" or is_torchscript(path):
+        return None
+    obj = safe_load(path)
+    return migrate(obj, path).get("kind") if is_gan_checkpoint(obj) else None
+
+
+def load_style_network(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, GeneratorInfo]:
+    """The content + style network of an `adain` run or checkpoint (encoder and decoder both from the file),
+    eval mode, frozen, on `device`."""
+    from gan.models import kind_class
+    from gan.models.adain import AdaINNet
+
+    path = resolve(path)
+    obj = safe_load(path)
+    if not is_gan_checkpoint(obj):
+        raise GanError(f"{path} is not a checkpoint of this project (--model takes an adain run directory or "
+                       "checkpoint)")
+    obj = migrate(obj, path)
+    kind = require(obj, "kind", path, str)
+    if kind != "adain":
+        raise GanError(f"{path} is a {kind} model: stylize.py --model takes an adain model (a {kind} model "
+                       "translates one image at a time: use test.py --checkpoint)")
+    m = model_config(obj, path)
+    cls = kind_class(kind)
+    nets = {}
+    for name in ("encoder", "decoder"):
+        net = cls.inference_net(m, name)
+        saved = require(obj, f"nets.{name}", path, dict)
+        try:
+            net.load_state_dict({k: saved[k] for k in net.state_dict()} if name == "encoder" else saved)
+        except (RuntimeError, KeyError) as e:
+            raise GanError(f"{path}: the {name} weights do not fit: {str(e).splitlines()[0]}") from None
+        nets[name] = net
+    desc = f"{path} (run {obj.get('config', {}).get('name', '?')}, step {obj.get('step', '?')}, AdaIN)"
+    net = AdaINNet(nets["encoder"], nets["decoder"]).to(device).eval().requires_grad_(False)
+    return net, GeneratorInfo("checkpoint", path, desc)
 
 
 def _load_torchscript(path: Path, direction: str, device) -> tuple[nn.Module, GeneratorInfo]:

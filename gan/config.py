@@ -67,6 +67,7 @@ class GeneratorConfig:
     norm: Norm = "instance"
     dropout: bool = False
     upsample: Literal["transpose", "resize_conv"] = "transpose"
+    skip: Literal["none", "identity", "color"] = "none"  # start as the identity map (+ a colour path)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class InitConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    kind: Literal["cyclegan"] = "cyclegan"  # a key of gan.models.KINDS
+    kind: Literal["cyclegan", "style", "adain"] = "cyclegan"  # a key of gan.models.KINDS
     in_channels: int = 3
     out_channels: int = 3
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -108,6 +109,7 @@ class LossConfig:
     lambda_identity: float = 0.5  # multiplies lambda_cycle, as in the reference
     lambda_content: float = 0.0
     lambda_style: float = 0.0
+    lambda_tv: float = 0.0  # total-variation smoothing of the output (style kind)
     vgg: VGGConfig = field(default_factory=VGGConfig)
 
 
@@ -122,6 +124,9 @@ class TrainConfig:
     lr_policy: Literal["linear", "step", "cosine"] = "linear"
     lr_step_epochs: int = 50  # step policy: multiply the lr by lr_gamma every this many epochs
     lr_gamma: float = 0.1
+    lr_scales: dict = field(default_factory=dict)  # {optimizer name: lr multiplier}, e.g. {d: 0.5}
+    warmup_steps: int = 0  # linear learning-rate warm-up from 0 over this many steps
+    ema_decay: float = 0.0  # exponential moving average of the generators (0 = off), e.g. 0.999
     pool_size: int = 50
     scale_lr: Literal["none", "linear", "sqrt"] = "none"  # multiply lr by world size (or its sqrt) under DDP
     device: str = "auto"
@@ -429,7 +434,7 @@ def validate(cfg: Config) -> None:
     _require(m.init.gain > 0, "model.init.gain", m.init.gain, "a number > 0")
 
     lo = cfg.loss
-    for key in ("lambda_cycle", "lambda_identity", "lambda_content", "lambda_style"):
+    for key in ("lambda_cycle", "lambda_identity", "lambda_content", "lambda_style", "lambda_tv"):
         _require(getattr(lo, key) >= 0, f"loss.{key}", getattr(lo, key), "a number >= 0")
     for key in ("content_layers", "style_layers"):
         for i, layer in enumerate(getattr(lo.vgg, key)):
@@ -438,9 +443,19 @@ def validate(cfg: Config) -> None:
         _require(len(lo.vgg.content_layers) > 0, "loss.vgg.content_layers", [], "at least one layer")
     if lo.lambda_style > 0:
         _require(len(lo.vgg.style_layers) > 0, "loss.vgg.style_layers", [], "at least one layer")
-    if lo.lambda_content > 0 or lo.lambda_style > 0:
+    if m.kind in ("style", "adain"):
+        _require(lo.lambda_content > 0 or lo.lambda_style > 0, "loss.lambda_style", lo.lambda_style,
+                 f"> 0 (or loss.lambda_content > 0): model kind {m.kind} learns from the VGG terms alone")
+    if m.kind == "adain":
+        for i, layer in enumerate(lo.vgg.style_layers):
+            _require(VGG_LAYERS.index(layer) <= VGG_LAYERS.index("relu4_1"), f"loss.vgg.style_layers[{i}]", layer,
+                     "a layer up to relu4_1 with model kind adain (its encoder ends there)")
+    if lo.lambda_content > 0 or lo.lambda_style > 0 or m.kind in ("style", "adain"):
         _require(m.in_channels == 3 and m.out_channels == 3, "loss.lambda_content", lo.lambda_content,
                  "0 unless model.in_channels and out_channels are 3 (VGG19 takes RGB)")
+    if m.generator.skip == "identity":
+        _require(m.in_channels == m.out_channels, "model.generator.skip", "identity",
+                 "none or color when model.in_channels != model.out_channels")
     if lo.lambda_identity > 0:
         _require(m.in_channels == m.out_channels, "loss.lambda_identity", lo.lambda_identity,
                  "0 when model.in_channels != model.out_channels (identity maps need equal channels)")
@@ -459,6 +474,11 @@ def validate(cfg: Config) -> None:
     _require(t.lr_step_epochs >= 1, "train.lr_step_epochs", t.lr_step_epochs, "an integer >= 1")
     _require(0 < t.lr_gamma <= 1, "train.lr_gamma", t.lr_gamma, "a number in (0, 1]")
     _require(t.pool_size >= 0, "train.pool_size", t.pool_size, "an integer >= 0")
+    _require(t.warmup_steps >= 0, "train.warmup_steps", t.warmup_steps, "an integer >= 0")
+    _require(0 <= t.ema_decay < 1, "train.ema_decay", t.ema_decay, "a number in [0, 1) (0 = off)")
+    for k, v in t.lr_scales.items():
+        _require(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, f"train.lr_scales.{k}", v,
+                 "a number > 0")
     _require(bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device)), "train.device", t.device,
              "auto, cpu, cuda or cuda:N")
     if t.device == "cpu":

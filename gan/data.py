@@ -313,9 +313,10 @@ class UnpairedDataset(Dataset):
     """Unpaired A/B samples as in the reference: length max(|A|, |B|); item i takes A[i % |A|] and a random B
     (B[i % |B|] with serial_batches). Indexed by (epoch, i) so every draw is a function of (seed, epoch, i)."""
 
-    def __init__(self, paths_a: list[Path], paths_b: list[Path], transform: A.Compose, seed: int = 0,
+    def __init__(self, paths_a: list[Path], paths_b: list[Path] | None, transform: A.Compose, seed: int = 0,
                  serial_batches: bool = False, warn: bool = True):
-        self.paths_a, self.paths_b = list(paths_a), list(paths_b)
+        # paths_b None: a model kind that reads domain A only (the items then have no "B").
+        self.paths_a, self.paths_b = list(paths_a), (list(paths_b) if paths_b is not None else None)
         self.warn = warn  # False on ranks > 0: rank 0 speaks for all
         self.transform = transform
         self.seed = seed
@@ -323,18 +324,21 @@ class UnpairedDataset(Dataset):
         self._warned: set[Path] = set()
 
     def __len__(self) -> int:
-        return max(len(self.paths_a), len(self.paths_b))
+        return max(len(self.paths_a), len(self.paths_b or ()))
 
     def __getitem__(self, key: tuple[int, int] | int) -> dict:
         epoch, index = key if isinstance(key, tuple) else (0, key)
         rng = np.random.default_rng([self.seed, epoch, index])
         ia = index % len(self.paths_a)
-        ib = index % len(self.paths_b) if self.serial_batches else int(rng.integers(len(self.paths_b)))
+        nb = len(self.paths_b or [None])
+        ib = index % nb if self.serial_batches else int(rng.integers(nb))
         seed_a, seed_b = (int(s) for s in rng.integers(0, 2**31 - 1, size=2))
         a, path_a = self._load(self.paths_a, ia)
-        b, path_b = self._load(self.paths_b, ib)
-        return {"A": self._augment(a, seed_a), "B": self._augment(b, seed_b), "A_path": str(path_a),
-                "B_path": str(path_b)}
+        item = {"A": self._augment(a, seed_a), "A_path": str(path_a)}
+        if self.paths_b is not None:
+            b, path_b = self._load(self.paths_b, ib)
+            item.update(B=self._augment(b, seed_b), B_path=str(path_b))
+        return item
 
     def _augment(self, img: np.ndarray, seed: int) -> torch.Tensor:
         self.transform.set_random_seed(seed)
@@ -424,13 +428,16 @@ def ensure_sample_dataset(cfg: DataConfig) -> None:
         build_sample_dataset(root)
 
 
-def build_train_data(cfg: Config, rank: int = 0, world_size: int = 1, device: torch.device | None = None) -> TrainData:
+def build_train_data(cfg: Config, rank: int = 0, world_size: int = 1, device: torch.device | None = None,
+                     domains: tuple[str, ...] = ("A", "B")) -> TrainData:
+    """Loader of {"A", "B"} batches; with domains ("A",), of {"A"} only (domain B is still scanned, so its
+    summary and its errors are the same, but never decoded in the loop)."""
     d = cfg.data
     transform = build_transform(d, train=True)  # config mistakes first, before any folder is scanned
     ensure_sample_dataset(d)
     domain_a = scan_domain(domain_dir(d, "train_a"), "data.train_a", rank, world_size)
     domain_b = scan_domain(domain_dir(d, "train_b"), "data.train_b", rank, world_size)
-    dataset = UnpairedDataset(domain_a.paths, domain_b.paths, transform, cfg.seed,
+    dataset = UnpairedDataset(domain_a.paths, domain_b.paths if "B" in domains else None, transform, cfg.seed,
                               d.serial_batches, warn=rank == 0)
     sampler = UnpairedSampler(len(dataset), cfg.seed, shuffle=not d.serial_batches, rank=rank,
                               world_size=world_size)

@@ -28,8 +28,19 @@ from gan.onnx_runtime import OnnxGenerator
 TOLERANCE = 1e-3
 
 
+class _Core(nn.Module):
+    """The generator without its pad/crop wrapper, so ONNX gets a shape-agnostic graph."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.core(x)
+
+
 def export_onnx(net: nn.Module, path: Path, in_channels: int) -> None:
-    core = net.model  # the Sequential without the pad/crop wrapper: ONNX gets a shape-agnostic graph
+    core = _Core(net)
     example = torch.randn(1, in_channels, 64, 64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on constant folding are not for users
@@ -82,6 +93,65 @@ def export(net: nn.Module, fmt: str, output: str | Path, in_channels: int = 3, m
     return diff
 
 
+# ------------------------------------------------------------------------------- content + style (AdaIN)
+
+
+class AdaINCore(nn.Module):
+    """The AdaIN network with two image inputs and the trade-off as a third: (content, style, alpha) ->
+    stylized content. Content H and W must be multiples of 8 (callers pad and crop, as for generators)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.encoder, self.decoder = net.encoder, net.decoder
+
+    def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        from gan.models.adain import adain
+
+        fc = self.encoder(content)["relu4_1"]
+        fs = self.encoder(style)["relu4_1"]
+        return self.decoder(alpha * adain(fc, fs) + (1 - alpha) * fc)
+
+
+def export_adain(net: nn.Module, fmt: str, output: str | Path, meta: dict | None = None) -> float:
+    """ONNX (inputs content, style, alpha; dynamic sizes) or TorchScript (traced: shape-generic, no Python
+    control flow in the core); run back on other sizes than the example and compared with PyTorch."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    core = AdaINCore(net.cpu().eval()).eval()
+    example = (torch.rand(1, 3, 64, 64) * 2 - 1, torch.rand(1, 3, 48, 48) * 2 - 1, torch.tensor(1.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if fmt == "onnx":
+            torch.onnx.export(core, example, str(output), input_names=["content", "style", "alpha"],
+                              output_names=["stylized"], opset_version=17, dynamo=False,
+                              dynamic_axes={"content": {2: "height", 3: "width"}, "style": {2: "sh", 3: "sw"},
+                                            "stylized": {2: "height", 3: "width"}})
+        elif fmt == "torchscript":
+            with torch.no_grad():
+                traced = torch.jit.trace(core, example, check_trace=False)
+            torch.jit.save(traced, str(output), _extra_files={EXPORT_META: json.dumps({"kind": "adain", **(meta or {})})})
+        else:
+            raise GanError(f"--format must be onnx or torchscript, got {fmt!r}")
+    g = torch.Generator().manual_seed(0)
+    c, s, a = torch.rand(1, 3, 40, 56, generator=g) * 2 - 1, torch.rand(1, 3, 32, 24, generator=g) * 2 - 1, 0.7
+    with torch.no_grad():
+        ref = core(c, s, torch.tensor(a))
+        if fmt == "onnx":
+            import onnxruntime as ort
+
+            sess = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
+            got = torch.from_numpy(sess.run(None, {"content": c.numpy(), "style": s.numpy(),
+                                                   "alpha": np.array(a, dtype=np.float32)})[0])
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                got = torch.jit.load(str(output))(c, s, torch.tensor(a))
+    diff = float((got - ref).abs().max())
+    if not np.isfinite(diff) or diff > TOLERANCE * max(1.0, float(ref.abs().max())):
+        raise GanError(f"the exported model differs from PyTorch by {diff:.2e} (max abs): {output} is not trustworthy")
+    return diff
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gan.export", description="Export a generator.")
     parser.add_argument("--checkpoint", required=True, help="checkpoint file, run directory or latest_net_G*.pth")
@@ -95,8 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     def go() -> int:
         import logging
 
-        from gan.checkpoint import load_generator
+        from gan.checkpoint import checkpoint_kind, load_generator, load_style_network
 
+        if checkpoint_kind(args.checkpoint) == "adain":
+            net, info = load_style_network(args.checkpoint, "cpu")
+            diff = export_adain(net, args.format, args.output, {"description": info.description})
+            logging.getLogger("gan").info("exported %s to %s (inputs content, style, alpha); check: max abs "
+                                          "difference %.2e", info.description, args.output, diff)
+            return 0
         net, info = load_generator(args.checkpoint, args.direction, "cpu", args.weights)
         if info.source in ("onnx", "torchscript"):
             raise GanError(f"--checkpoint is already an exported ({info.source}) model")

@@ -80,6 +80,46 @@ def style_loss(feats: dict[str, torch.Tensor], target_grams: dict[str, torch.Ten
     return total
 
 
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    """L_tv = mean((x[i+1, j] - x[i, j])^2) + mean((x[i, j+1] - x[i, j])^2): penalises pixel noise."""
+    x = x.float()
+    return (x[..., 1:, :] - x[..., :-1, :]).square().mean() + (x[..., :, 1:] - x[..., :, :-1]).square().mean()
+
+
+def feature_mean_cov(feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features (1, c, h, w) -> channel mean (c,) and covariance (c, c) over the h*w positions."""
+    f = feat.float().reshape(feat.shape[1], -1)
+    mean = f.mean(1)
+    centred = f - mean[:, None]
+    return mean, centred @ centred.T / f.shape[1]
+
+
+def sqrtm_psd(m: torch.Tensor) -> torch.Tensor:
+    """Square root of a symmetric positive semi-definite matrix (eigenvalues clipped at 0)."""
+    vals, vecs = torch.linalg.eigh(m.double())
+    return ((vecs * vals.clamp_min(0).sqrt()) @ vecs.T).to(m.dtype)
+
+
+def wasserstein_style_loss(feats: dict[str, torch.Tensor],
+                           targets: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Squared 2-Wasserstein distance between Gaussians fitted to the features and to the style, per layer,
+    divided by the channel count, summed over layers:
+
+        W2^2 = |mu - mu_s|^2 + tr(C) + tr(C_s) - 2 tr((C_s^1/2 C C_s^1/2)^1/2)
+
+    `targets[layer]` = (mu_s, C_s, C_s^1/2), computed once. Matches means and covariances (a Gram matrix
+    mixes the two), which transfers colour and texture more faithfully."""
+    total = 0.0
+    for k, (mu_s, cov_s, sqrt_s) in targets.items():
+        mu, cov = feature_mean_cov(feats[k])
+        inner = sqrt_s @ cov @ sqrt_s
+        eig = torch.linalg.eigvalsh(0.5 * (inner + inner.T))
+        cross = eig.clamp_min(0).add(1e-8).sqrt().sum()
+        w2 = (mu - mu_s).square().sum() + cov.diagonal().sum() + cov_s.diagonal().sum() - 2 * cross
+        total = total + w2 / mu.shape[0]
+    return total
+
+
 @torch.no_grad()
 def mean_gram_matrices(vgg: nn.Module, batches, layers: tuple[str, ...] | list[str],
                        device: torch.device | str) -> dict[str, torch.Tensor]:
@@ -121,15 +161,17 @@ class VGGFeatures(nn.Module):
     """Frozen VGG19 (Simonyan & Zisserman 2015) returning named ReLU activations for [-1, 1] images.
 
     `weights`: "imagenet" (torchvision's IMAGENET1K_V1, downloaded once into TORCH_HOME), a path to a local
-    vgg19 state_dict, or "none" (random weights: tests only). Always eval, never trainable.
+    vgg19 state_dict, or "none" (random weights: tests only). Always eval, never trainable. `option` is how
+    the user sets the weights (config key or command-line flag), for the messages.
     """
 
-    def __init__(self, layers: list[str] | tuple[str, ...], weights: str = "imagenet"):
+    def __init__(self, layers: list[str] | tuple[str, ...], weights: str = "imagenet",
+                 option: str = "loss.vgg.weights"):
         super().__init__()
         self.layers = tuple(dict.fromkeys(layers))
         last = max(_VGG_INDEX[name] for name in self.layers)
         features = _vgg19_features()[: last + 1]
-        _load_vgg_weights(features, weights)
+        _load_vgg_weights(features, weights, option)
         self.features = features
         self.names = {idx: name for name, idx in _VGG_INDEX.items() if name in self.layers}
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
@@ -164,7 +206,7 @@ def _vgg19_features() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _load_vgg_weights(features: nn.Sequential, weights: str) -> None:
+def _load_vgg_weights(features: nn.Sequential, weights: str, option: str) -> None:
     """Load the first len(features) layers of vgg19().features from torchvision or a local state_dict."""
     if weights == "none":
         return
@@ -178,17 +220,17 @@ def _load_vgg_weights(features: nn.Sequential, weights: str) -> None:
                 f"could not load the VGG19 ImageNet weights ({type(e).__name__}: {e}). Without internet, "
                 f"download {VGG19_Weights.IMAGENET1K_V1.url} elsewhere and either place it at "
                 f"{_hub_dir() / VGG19_FILE} (TORCH_HOME={os.environ.get('TORCH_HOME', 'unset')}) or set "
-                f"loss.vgg.weights=/path/to/{VGG19_FILE}"
+                f"{option}=/path/to/{VGG19_FILE}"
             ) from None
     else:
         path = Path(weights)
         if not path.is_file():
-            raise GanError(f"loss.vgg.weights: file not found: {path} (expected a torchvision vgg19 state_dict "
+            raise GanError(f"{option}: file not found: {path} (expected a torchvision vgg19 state_dict "
                            f"such as {VGG19_FILE}; or use 'imagenet')")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
-            raise GanError(f"loss.vgg.weights: cannot read {path} as a state_dict: {e}") from None
+            raise GanError(f"{option}: cannot read {path} as a state_dict: {e}") from None
     if not isinstance(state, dict):
         raise GanError(f"VGG19 weights {weights}: expected a state_dict, got {type(state).__name__}")
     wanted = set(features.state_dict())

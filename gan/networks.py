@@ -55,16 +55,49 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
+class ColorPath(nn.Module):
+    """A learnable per-pixel colour map beside the ResNet branch: an affine colour matrix (1x1 conv) plus a
+    small pointwise MLP for tone curves, y = A x + b + W2 relu(W1 x + b1). Initialised to the identity
+    (A = I, b = 0, W2 = 0). Instance norm removes each image's absolute colour statistics inside the ResNet
+    branch, so a plain generator cannot apply a global colour grade directly; this path can."""
+
+    def __init__(self, in_channels: int, out_channels: int, hidden: int = 16):
+        super().__init__()
+        self.affine = nn.Conv2d(in_channels, out_channels, 1)
+        self.hidden = nn.Conv2d(in_channels, hidden, 1)
+        self.out = nn.Conv2d(hidden, out_channels, 1)
+        self.reset_identity()
+
+    def reset_identity(self) -> None:
+        with torch.no_grad():
+            eye = torch.zeros_like(self.affine.weight)
+            for c in range(min(eye.shape[0], eye.shape[1])):
+                eye[c, c] = 1.0
+            self.affine.weight.copy_(eye)
+            self.affine.bias.zero_()
+            self.out.weight.zero_()
+            self.out.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.affine(x) + self.out(torch.relu(self.hidden(x)))
+
+
 class ResnetGenerator(nn.Module):
     """The CycleGAN generator (Johnson et al. 2016 as used by Zhu et al. 2017): c7s1-ngf, d2ngf, d4ngf,
     n_blocks x R4ngf, u2ngf, ungf, c7s1-out, tanh.
 
     Any input size works: height and width are reflect-padded up to a multiple of 4 (the two stride-2
     stages) and the output is cropped back, so output size == input size.
+
+    `skip` (not in the reference): "identity" makes G(x) = x + R(x), "color" G(x) = C(x) + R(x) with C a
+    `ColorPath`, where R is the ResNet branch without the final tanh and its last conv starts at zero: the
+    generator starts as the identity map (exactly: G(x) == x at step 0, any size), so training starts from
+    "change nothing" instead of from noise. Outputs are not squashed by a tanh then; they are clamped to
+    [-1, 1] where images are written.
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
-                 norm: str = "instance", dropout: bool = False, upsample: str = "transpose"):
+                 norm: str = "instance", dropout: bool = False, upsample: str = "transpose", skip: str = "none"):
         super().__init__()
         # As in the reference: batch norm has its own shift, so convs before it need no bias.
         use_bias = norm != "batch"
@@ -87,13 +120,41 @@ class ResnetGenerator(nn.Module):
             else:
                 raise ValueError(f"unknown upsample {upsample!r}")
             layers += [_norm(norm, c // 2), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7)]
+        if skip == "none":
+            layers.append(nn.Tanh())
+        elif skip == "identity" and in_channels != out_channels:
+            raise ValueError("skip='identity' needs in_channels == out_channels")
+        elif skip not in ("identity", "color"):
+            raise ValueError(f"unknown skip {skip!r}")
         self.model = nn.Sequential(*layers)
+        self.has_skip = skip != "none"
+        self.skip = ColorPath(in_channels, out_channels) if skip == "color" else nn.Identity()
+        self.start_as_identity()
+
+    def start_as_identity(self) -> None:
+        """With a skip path: zero the ResNet branch's last conv and reset the colour path, so G(x) == x.
+        (Called again after weight initialisation, which would overwrite both.)"""
+        if not self.has_skip:
+            return
+        last = self.model[-1]
+        with torch.no_grad():
+            last.weight.zero_()
+            last.bias.zero_()
+        if isinstance(self.skip, ColorPath):
+            self.skip.reset_identity()
+
+    def core(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on an input whose H and W are multiples of 4 (what ONNX exports)."""
+        y = self.model(x)
+        if self.has_skip:
+            y = y + self.skip(x)
+        return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         x = pad_to_multiple(x, 4, minimum=8)
-        return self.model(x)[..., :h, :w]
+        return self.core(x)[..., :h, :w]
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 1) -> torch.Tensor:
@@ -161,8 +222,11 @@ def build_generator(cfg: ModelConfig, in_channels: int | None = None, out_channe
                     init: bool = True) -> ResnetGenerator:
     g: GeneratorConfig = cfg.generator
     net = ResnetGenerator(in_channels or cfg.in_channels, out_channels or cfg.out_channels, g.ngf, g.n_blocks,
-                          g.norm, g.dropout, g.upsample)
-    return init_weights(net, cfg.init) if init else net
+                          g.norm, g.dropout, g.upsample, g.skip)
+    if init:
+        init_weights(net, cfg.init)
+        net.start_as_identity()  # the init above overwrote the skip path's identity start
+    return net
 
 
 def build_discriminator(cfg: ModelConfig, in_channels: int, init: bool = True) -> PatchDiscriminator:

@@ -26,6 +26,7 @@ or divergence) is agreed on by all ranks at the same step, so no rank is left wa
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import logging
 import math
@@ -52,13 +53,20 @@ from gan.tracking import Tracker, make_grid
 log = logging.getLogger("gan")
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+DIRECTION_INPUT = {"AtoB": "A", "BtoA": "B"}  # the batch key (domain) each generator direction translates
 
 
 def lr_factor(cfg: Config, epochs_done: float, step: int) -> float:
     """The LR multiplier at a position. Epoch-based runs: constant for train.epochs, then linear to zero over
     train.epochs_decay (the reference's n_epochs + n_epochs_decay, applied per step rather than per epoch).
     With train.max_steps: constant for the first half of the steps, linear to zero over the second.
-    `step` policy: x lr_gamma every lr_step_epochs epochs; `cosine`: half a cosine over the whole run."""
+    `step` policy: x lr_gamma every lr_step_epochs epochs; `cosine`: half a cosine over the whole run.
+    train.warmup_steps > 0 multiplies all of these by a linear ramp from 1/warmup_steps to 1 over those steps."""
+    warm = min(1.0, (step + 1) / cfg.train.warmup_steps) if cfg.train.warmup_steps else 1.0
+    return warm * _schedule_factor(cfg, epochs_done, step)
+
+
+def _schedule_factor(cfg: Config, epochs_done: float, step: int) -> float:
     t = cfg.train
     if t.max_steps is not None:
         x, total = float(step), float(t.max_steps)
@@ -95,8 +103,12 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
-        self.data: TrainData = build_train_data(cfg, self.rank, self.world_size, self.device)
-        self.model: TrainModel = kind_class(cfg.model.kind).build(cfg, self.device, self.rank, vgg_weights)
+        kind = kind_class(cfg.model.kind)
+        if cfg.eval.every > 0 and not kind.generators:
+            raise GanError(f"eval.every={cfg.eval.every}: model kind {cfg.model.kind} has no one-input generator to "
+                           "evaluate (set eval.every=0)")
+        self.data: TrainData = build_train_data(cfg, self.rank, self.world_size, self.device, kind.domains)
+        self.model: TrainModel = kind.build(cfg, self.device, self.rank, vgg_weights)
         if t.channels_last and self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)
         self.memory_format = (torch.channels_last if t.channels_last and self.device.type == "cuda"
@@ -113,6 +125,10 @@ class Trainer:
 
         scale = {"none": 1.0, "linear": float(self.world_size), "sqrt": math.sqrt(self.world_size)}[t.scale_lr]
         self.base_lr = t.lr * scale
+        unknown = sorted(set(t.lr_scales) - set(self.model.optimizers))
+        if unknown:
+            raise GanError(f"train.lr_scales: {', '.join(unknown)} is not an optimizer of model kind "
+                           f"{cfg.model.kind} (it has: {', '.join(self.model.optimizers)})")
         self.optimizers = {
             name: torch.optim.Adam(itertools.chain.from_iterable(self.nets[n].parameters() for n in net_names),
                                    lr=self.base_lr, betas=(t.beta1, t.beta2))
@@ -121,6 +137,10 @@ class Trainer:
         # Disabled (fp32, bf16) = pass-through.
         self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
                         for name in self.optimizers}
+        # Exponential moving average of the generators (train.ema_decay > 0): plain frozen copies, updated
+        # after every step; what samples, evaluation, test.py and export use.
+        self.ema = {name: copy.deepcopy(self.nets[name]).requires_grad_(False).eval()
+                    for name in dict.fromkeys(self.model.generators.values())} if t.ema_decay > 0 else {}
         self.steps_per_epoch = self.data.steps_per_epoch
         self.epoch, self.in_epoch = 0, 0  # position: epoch, and optimizer steps taken in it
         self.step = 0
@@ -130,6 +150,7 @@ class Trainer:
         self._acc: dict[str, torch.Tensor] = {}
         self._acc_n = 0
         self._step_terms: list[tuple[str, dict[str, torch.Tensor]]] = []
+        self._batch: dict[str, torch.Tensor] = {}
         self.best: dict | None = None  # {"metric", "value", "step"} of best.pt
         self.scorers = None
         if cfg.eval.every > 0 and is_main():
@@ -158,9 +179,28 @@ class Trainer:
 
     def set_lr(self) -> None:
         factor = lr_factor(self.cfg, self.epochs_done(), self.step)
-        for opt in self.optimizers.values():
+        for name, opt in self.optimizers.items():
             for group in opt.param_groups:
-                group["lr"] = self.base_lr * factor
+                group["lr"] = self.base_lr * factor * self.cfg.train.lr_scales.get(name, 1.0)
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """ema <- ema + (1 - d) (net - ema), with d = min(ema_decay, (1 + step) / (10 + step)): the usual
+        warm-up, so early averages are not dominated by the random initial weights. Buffers are copied."""
+        if not self.ema:
+            return
+        d = min(self.cfg.train.ema_decay, (1 + self.step) / (10 + self.step))
+        for name, avg in self.ema.items():
+            live = self.nets[name]
+            avg_p, live_p = list(avg.parameters()), list(live.parameters())
+            torch._foreach_lerp_(avg_p, live_p, 1.0 - d)
+            for b_avg, b_live in zip(avg.buffers(), live.buffers()):
+                b_avg.copy_(b_live)
+
+    def generator_for(self, direction: str) -> torch.nn.Module:
+        """The generator of `direction` that samples and evaluation use: the EMA when kept, else the net."""
+        name = self.model.generators[direction]
+        return self.ema.get(name, self.nets[name])
 
     def lr(self, name: str) -> float:
         return self.optimizers[name].param_groups[0]["lr"]
@@ -178,7 +218,7 @@ class Trainer:
             position={"epoch": self.epoch, "in_epoch": self.in_epoch, "steps_per_epoch": self.steps_per_epoch,
                       "batch_size": self.cfg.data.batch_size, "world_size": self.world_size},
             nets={k: net.state_dict() for k, net in self.nets.items()},
-            ema=None,
+            ema={k: net.state_dict() for k, net in self.ema.items()} or None,
             optimizers={k: opt.state_dict() for k, opt in self.optimizers.items()},
             scalers={k: sc.state_dict() for k, sc in self.scalers.items()},
             schedule={"policy": self.cfg.train.lr_policy, "base_lr": self.base_lr,
@@ -193,6 +233,10 @@ class Trainer:
         path = Path(state.get("path", "checkpoint"))
         for name, net in self.nets.items():
             net.load_state_dict(ckpt_io.require(state, f"nets.{name}", path, dict))
+        for name, avg in self.ema.items():
+            saved = (state.get("ema") or {}).get(name)
+            # A run that turns the EMA on when resuming starts it from the current weights.
+            avg.load_state_dict(saved if saved is not None else self.nets[name].state_dict())
         for name, opt in self.optimizers.items():
             opt.load_state_dict(ckpt_io.require(state, f"optimizers.{name}", path, dict))
             scaler_state = state["scalers"].get(name)
@@ -251,6 +295,7 @@ class Trainer:
                  for k, v in batch.items() if isinstance(v, torch.Tensor)}
         self.set_lr()
         self._step_terms = []
+        self._batch = batch
         return self.model.training_step(batch, self)
 
     def _end_of_step(self) -> bool:
@@ -307,6 +352,7 @@ class Trainer:
                 for batch in self.data.loader:
                     data_wait += time.perf_counter() - fetch_start
                     terms, images = self.train_step(batch)
+                    self.update_ema()
                     self.step += 1
                     self.in_epoch += 1
                     if self.in_epoch == self.steps_per_epoch:
@@ -383,7 +429,7 @@ class Trainer:
         if is_main():
             size = self.cfg.data.crop_size
             for direction, (scorer, sources) in self.scorers.items():
-                net = self.nets[self.model.generators[direction]]
+                net = self.generator_for(direction)
                 scorer.reset_fake()
                 was_training = net.training
                 net.eval()
@@ -427,6 +473,15 @@ class Trainer:
         if not is_main():
             return
         rows, caption = self.model.sample_rows(images)
+        if self.ema:
+            # One more row: each direction's input through the EMA generator (what test.py will use).
+            row = []
+            with torch.no_grad():
+                for direction in self.model.generators:
+                    x = self._batch[DIRECTION_INPUT[direction]][:1]
+                    row += [x[0], self.generator_for(direction)(x)[0].float()]
+            rows.append(row)
+            caption += "  /  EMA: " + " | ".join(f"{DIRECTION_INPUT[d]} | {d}" for d in self.model.generators)
         self.tracker.log_sample(self.step, make_grid(rows), caption=caption)
 
     def _print_summary(self) -> None:
@@ -492,7 +547,7 @@ def _progress(total: int, initial: int):
 RESUMABLE_KEYS = (
     "train.epochs", "train.epochs_decay", "train.max_steps", "train.log_every", "train.sample_every",
     "train.save_every", "train.keep_last", "train.device", "train.precision", "train.compile",
-    "train.channels_last", "train.scale_lr", "data.root", "data.train_a", "data.train_b", "data.test_a", "data.test_b",
+    "train.channels_last", "train.scale_lr", "train.ema_decay", "data.root", "data.train_a", "data.train_b", "data.test_a", "data.test_b",
     "data.num_workers", "tracking.", "eval.",
 )
 

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+from gan.models.adain import AdaIN
 from gan.models.base import TrainModel
 from gan.models.cyclegan import CycleGAN
+from gan.models.style import StyleNet
 
 KINDS: dict[str, type[TrainModel]] = {
     "cyclegan": CycleGAN,
+    "style": StyleNet,
+    "adain": AdaIN,
 }
 
 

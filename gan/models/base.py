@@ -8,6 +8,9 @@ training step, and nothing else: no optimizer, no scaler, no device or precision
     nets                  {checkpoint name: plain module}: every net whose weights the checkpoint keeps
     optimizers            {optimizer name: (net names, ...)}: one Adam each, stepped in `training_step`
     generators            {"AtoB"/"BtoA": net name}: what inference, evaluation, samples and the EMA use
+                          (AtoB translates domain A, BtoA domain B; may be empty)
+    domains               the batch keys the step reads: ("A", "B"), or ("A",) for a kind that never
+                          looks at domain B's images (then they are not even decoded)
     training_step(batch, ctx) -> (terms, images)
                           one step; calls `ctx.update(name, loss, terms)` once per optimizer, under
                           `with ctx.autocast():` for the forward passes; terms are the weighted loss terms
@@ -43,6 +46,7 @@ class StepContext(Protocol):
 class TrainModel(nn.Module):
     optimizers: dict[str, tuple[str, ...]] = {}
     generators: dict[str, str] = {}
+    domains: tuple[str, ...] = ("A", "B")
 
     @classmethod
     def build(cls, cfg: Config, device: torch.device, rank: int = 0, vgg_weights: str | None = None) -> "TrainModel":

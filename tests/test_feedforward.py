@@ -1,0 +1,215 @@
+"""Feed-forward style kinds: `style` (one network per painting) and `adain` (any painting), both driven by the
+one training loop, with random VGG weights."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gan import GanError
+from gan import checkpoint as ckpt_io
+from gan.checkpoint import load_generator, load_style_network
+from gan.config import ConfigError, load_config
+from gan.models.adain import adain, mean_std, mix_features
+from gan.models.style import StyleNet
+from gan.trainer import Trainer, prepare_run_dir
+from tests.helpers import write_images
+from tests.test_train import StopAt
+
+ROOT = Path(__file__).resolve().parents[1]
+
+STYLE_KIND = ["model.kind=style", "loss.lambda_content=1", "loss.lambda_style=1000", "loss.lambda_tv=0.5",
+              "loss.vgg.weights=none", "loss.vgg.content_layers=[relu2_2]",
+              "loss.vgg.style_layers=[relu1_2, relu2_2]", "data.batch_size=2", "eval.metrics=[edge_ssim]",
+              "eval.best=edge_ssim_ab"]
+ADAIN_KIND = ["model.kind=adain", "loss.lambda_content=1", "loss.lambda_style=10", "loss.vgg.weights=none",
+              "loss.vgg.style_layers=[relu1_1, relu2_1, relu3_1, relu4_1]", "data.batch_size=2", "train.lr=1e-4"]
+
+
+def run_py(*args, timeout=300):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=timeout)
+
+
+# ------------------------------------------------------------------------------------------- style kind
+
+
+def test_style_kind_trains_through_train_py_and_translates(tiny_overrides, tmp_path):
+    style_img = tmp_path / "starry.png"
+    write_images(tmp_path, 1, size=(40, 40), seed=5, prefix="starry")
+    (tmp_path / "starry_000.png").rename(style_img)
+    r = run_py(ROOT / "train.py", *tiny_overrides, *STYLE_KIND, f"loss.vgg.style_images={style_img}",
+               "train.max_steps=4", "eval.every=4")
+    assert r.returncode == 0, r.stderr
+    run = tmp_path / "runs" / "tiny"
+    state = torch.load(run / "latest.pt", weights_only=True)
+    assert state["kind"] == "style" and set(state["nets"]) == {"g_ab"} and set(state["optimizers"]) == {"g"}
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {"content", "style", "tv", "loss_g", "edge_ssim_ab"} <= set().union(*rows)
+    write_images(tmp_path / "photos", 1, size=(37, 50))
+    r = run_py(ROOT / "test.py", "--checkpoint", run, "--input", tmp_path / "photos", "--output", tmp_path / "out",
+               "--tile", "24", "--tile-overlap", "4", "--precision", "fp32")
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "out" / "img_000.png").size == (50, 37)
+    r = run_py("-m", "gan.export", "--checkpoint", run, "--format", "onnx", "--output", tmp_path / "s.onnx")
+    assert r.returncode == 0, r.stderr
+    r = run_py(ROOT / "test.py", "--checkpoint", run, "--direction", "BtoA", "--input", tmp_path / "photos",
+               "--output", tmp_path / "x")
+    assert r.returncode == 2 and "a style model has no BtoA generator" in r.stderr
+
+
+def test_style_kind_loss_is_pinned_by_a_hand_computation(tiny_overrides, tmp_path):
+    write_images(tmp_path / "styles", 3, size=(32, 32), seed=8)
+    cfg = load_config(None, tiny_overrides + STYLE_KIND + [f"loss.vgg.style_images={tmp_path / 'styles'}"])
+    torch.manual_seed(0)
+    m = StyleNet.build(cfg, torch.device("cpu"), vgg_weights="none")
+    a = torch.rand(2, 3, 32, 32) * 2 - 1
+    total, terms, fake = m.loss(a)
+    with torch.no_grad():
+        from gan.data import style_image_batches
+
+        s = torch.cat(list(style_image_batches(tmp_path / "styles", 32, 10)))
+        gram = lambda f: torch.einsum("nchw,ndhw->ncd", f, f) / f[0].numel()  # noqa: E731
+        y, fa, fs = m.vgg(fake), m.vgg(a), m.vgg(s)
+        want = {
+            "content": 1 * ((y["relu2_2"] - fa["relu2_2"]) ** 2).mean(),
+            "style": 1000 * sum(((gram(y[k]) - gram(fs[k]).mean(0)) ** 2).mean() for k in ("relu1_2", "relu2_2")),
+            "tv": 0.5 * (((fake[..., 1:, :] - fake[..., :-1, :]) ** 2).mean()
+                         + ((fake[..., 1:] - fake[..., :-1]) ** 2).mean()),
+        }
+    assert set(terms) == set(want)
+    for k, v in want.items():
+        assert terms[k].item() == pytest.approx(v.item(), rel=1e-4), k
+    assert total.item() == pytest.approx(sum(v.item() for v in want.values()), rel=1e-4)
+
+
+def test_style_kind_needs_vgg_terms():
+    with pytest.raises(ConfigError, match="loss.lambda_style: invalid value 0.0; expected > 0"):
+        load_config(None, ["model.kind=style"])
+
+
+# ------------------------------------------------------------------------------------------ AdaIN kind
+
+
+def test_adain_statistics():
+    torch.manual_seed(0)
+    c, s1, s2 = torch.randn(1, 8, 6, 7), torch.randn(1, 8, 5, 5) * 3 + 1, torch.randn(1, 8, 4, 9) - 2
+    t = adain(c, s1)
+    (mt, st), (ms, ss) = mean_std(t), mean_std(s1)
+    assert torch.allclose(mt, ms, atol=1e-5) and torch.allclose(st, ss, rtol=1e-3)
+    assert torch.equal(mix_features(c, [s1], alpha=0.0), c)  # alpha 0: the content features exactly
+    assert torch.allclose(mix_features(c, [s1], alpha=1.0), t)
+    half = mix_features(c, [s1], alpha=0.5)
+    assert torch.allclose(half, 0.5 * t + 0.5 * c, atol=1e-6)
+    # weights are normalised: (2, 6) == (0.25, 0.75); a zero weight leaves a style out
+    both = mix_features(c, [s1, s2], [2.0, 6.0])
+    assert torch.allclose(both, 0.25 * adain(c, s1) + 0.75 * adain(c, s2), atol=1e-5)
+    assert torch.allclose(mix_features(c, [s1, s2], [1.0, 0.0]), t)
+    with pytest.raises(ValueError, match="one per style"):
+        mix_features(c, [s1, s2], [1.0])
+
+
+@pytest.fixture
+def adain_run(tiny_overrides, tmp_path):
+    r = run_py(ROOT / "train.py", *tiny_overrides, *ADAIN_KIND, "train.max_steps=3")
+    assert r.returncode == 0, r.stderr
+    return tmp_path / "runs" / "tiny"
+
+
+def test_adain_trains_and_stylizes_through_the_clis(adain_run, tmp_path):
+    state = torch.load(adain_run / "latest.pt", weights_only=True)
+    assert state["kind"] == "adain" and set(state["nets"]) == {"encoder", "decoder"}
+    assert set(state["optimizers"]) == {"g"}
+    rows = [json.loads(x) for x in (adain_run / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(row["content"]) and np.isfinite(row["style"]) for row in rows)
+    write_images(tmp_path / "photos", 2, size=(37, 53))
+    write_images(tmp_path / "paint", 2, size=(30, 30), seed=4, prefix="p")
+    common = ["--model", adain_run, "--content", tmp_path / "photos", "--style", tmp_path / "paint" / "p_000.png",
+              tmp_path / "paint" / "p_001.png", "--style-weights", "1", "3", "--precision", "fp32"]
+    r = run_py(ROOT / "stylize.py", *common, "--output", tmp_path / "out", "--size", "0", "--alpha", "0.7")
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "out" / "img_000.png").size == (53, 37)
+    r = run_py(ROOT / "stylize.py", *common, "--output", tmp_path / "out64", "--size", "64",
+               "--preserve-color", "histogram")
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "out64" / "img_001.png").size == (64, 45)
+    r = run_py(ROOT / "stylize.py", *common, "--output", tmp_path / "bad", "--alpha", "1.5")
+    assert r.returncode == 2 and "--alpha: invalid value 1.5" in r.stderr
+    # A one-input model is pointed to test.py; an adain model is refused by test.py the same way.
+    r = run_py(ROOT / "test.py", "--checkpoint", adain_run, "--input", tmp_path / "photos", "--output", tmp_path / "t")
+    assert r.returncode == 2 and "an adain model has no AtoB generator" in r.stderr
+
+
+def test_adain_network_alpha_and_size(adain_run):
+    net, _ = load_style_network(adain_run)
+    c, s = torch.rand(1, 3, 29, 43) * 2 - 1, torch.rand(1, 3, 20, 20) * 2 - 1
+    with torch.no_grad():
+        out = net(c, s)
+        assert out.shape == c.shape
+        zero = net(c, s, alpha=0.0)
+        assert not torch.allclose(out, zero)  # alpha changes the result...
+        assert torch.allclose(net.mix(c, [s, s], [1.0, 1.0]), out, atol=1e-5)  # ...weights are normalised
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_adain_export_has_two_image_inputs(adain_run, tmp_path, fmt):
+    out = tmp_path / f"adain.{fmt}"
+    r = run_py("-m", "gan.export", "--checkpoint", adain_run, "--format", fmt, "--output", out)
+    assert r.returncode == 0, r.stderr
+    assert "inputs content, style, alpha" in r.stderr
+    net, _ = load_style_network(adain_run)
+    c, s = torch.rand(1, 3, 24, 40) * 2 - 1, torch.rand(1, 3, 16, 32) * 2 - 1
+    with torch.no_grad():
+        want = net(c, s, alpha=0.6)
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        assert [i.name for i in sess.get_inputs()] == ["content", "style", "alpha"]
+        got = torch.from_numpy(sess.run(None, {"content": c.numpy(), "style": s.numpy(),
+                                               "alpha": np.array(0.6, dtype=np.float32)})[0])
+    else:
+        got = torch.jit.load(str(out))(c, s, torch.tensor(0.6))
+    assert (got - want).abs().max() < 1e-3 * max(1.0, want.abs().max().item())
+
+
+@pytest.mark.parametrize("kind", ["style", "adain"])
+def test_feedforward_kinds_resume_exactly(tiny_overrides, tmp_path, kind):
+    extra = STYLE_KIND if kind == "style" else ADAIN_KIND
+    over = tiny_overrides + extra + ["train.max_steps=5", "train.save_every=100", "data.batch_size=1"]
+    cfg_s = load_config(None, over + ["name=straight"])
+    straight = Trainer(cfg_s, prepare_run_dir(cfg_s))
+    straight.fit()
+    cfg = load_config(None, over + ["name=resumed"])
+    first = StopAt(cfg, prepare_run_dir(cfg))
+    first.stop_at = 2
+    first.fit()
+    second = Trainer(cfg, tmp_path / "runs" / "resumed", resume=ckpt_io.load_checkpoint(tmp_path / "runs" / "resumed"))
+    second.fit()
+    for name, net in straight.nets.items():
+        a, b = net.state_dict(), second.nets[name].state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_adain_cannot_evaluate_and_refuses_deep_layers(tiny_overrides):
+    cfg = load_config(None, tiny_overrides + ADAIN_KIND + ["eval.every=2"])
+    with pytest.raises(GanError, match="model kind adain has no one-input generator to evaluate"):
+        Trainer(cfg, Path("unused"))
+    with pytest.raises(ConfigError, match=r"loss.vgg.style_layers\[0\]: invalid value 'relu5_1'"):
+        load_config(None, ["model.kind=adain", "loss.lambda_style=1", "loss.vgg.style_layers=[relu5_1]"])
+
+
+def test_stylize_model_refuses_one_input_models(tiny_overrides, tmp_path):
+    cfg = load_config(None, tiny_overrides + ["train.max_steps=1"])
+    Trainer(cfg, prepare_run_dir(cfg)).fit()
+    with pytest.raises(GanError, match="is a cyclegan model: stylize.py --model takes an adain model"):
+        load_style_network(tmp_path / "runs" / "tiny")
+    assert load_generator(tmp_path / "runs" / "tiny")[1].source == "checkpoint"
