@@ -32,7 +32,7 @@ def images(size: int):
     rng = np.random.default_rng(0)
     h = size * 3 // 4
     content = rng.integers(0, 256, (h, size, 3), dtype=np.uint8)
-    style = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    style = rng.integers(0, 256, (h, size, 3), dtype=np.uint8)  # the tutorial's loop needs equal sizes
     return content, style
 
 
