@@ -169,6 +169,20 @@ def luminance_only(img: np.ndarray, like: np.ndarray | None = None) -> np.ndarra
     return np.repeat(np.clip(y, 0, 1)[..., None], 3, axis=2).astype(np.float32)
 
 
+def _prepare_colours(content: np.ndarray, styles: list[np.ndarray], preserve_color: str
+                     ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """uint8 inputs -> float [0, 1]: (the photo, the photo as the method sees it, the styles as it sees them).
+    histogram: styles take the photo's colour statistics; luminance: everything becomes luminance (the
+    styles' matched to the photo's), and the photo's chroma is put back at the end (_finish)."""
+    content_f = content.astype(np.float32) / 255.0
+    styles_f = [s.astype(np.float32) / 255.0 for s in styles]
+    if preserve_color == "histogram":
+        return content_f, content_f, [match_color(s, content_f) for s in styles_f]
+    if preserve_color == "luminance":
+        return content_f, luminance_only(content_f), [luminance_only(s, like=content_f) for s in styles_f]
+    return content_f, content_f, styles_f
+
+
 # --------------------------------------------------------------------------------------- optimisation
 
 
@@ -233,15 +247,7 @@ def stylize(content: np.ndarray, styles: list[np.ndarray], opts: StylizeOptions,
     opts.check(len(styles))
     device = torch.device(device)
     weights = normalised_weights(opts.style_weights, len(styles))
-    content_f = content.astype(np.float32) / 255.0
-    styles_f = [s.astype(np.float32) / 255.0 for s in styles]
-    if opts.preserve_color == "histogram":
-        styles_f = [match_color(s, content_f) for s in styles_f]
-    elif opts.preserve_color == "luminance":
-        styles_f = [luminance_only(s, like=content_f) for s in styles_f]
-        content_work = luminance_only(content_f)
-    if opts.preserve_color != "luminance":
-        content_work = content_f
+    content_f, content_work, styles_f = _prepare_colours(content, styles, opts.preserve_color)
     # Zero-weight styles are left out of the targets entirely (no influence, no compute).
     used = [(w, s) for w, s in zip(weights, styles_f) if w > 0]
     weights, styles_f = [w for w, _ in used], [s for _, s in used]
@@ -429,13 +435,7 @@ def stylize_feedforward(content: np.ndarray, styles: list[np.ndarray], net: torc
         raise GanError(f"--alpha: invalid value {alpha}; expected a number in [0, 1]")
     opts.check(len(styles))
     device = torch.device(device)
-    content_f = content.astype(np.float32) / 255.0
-    styles_f = [s.astype(np.float32) / 255.0 for s in styles]
-    if opts.preserve_color == "histogram":
-        styles_f = [match_color(s, content_f) for s in styles_f]
-    elif opts.preserve_color == "luminance":
-        styles_f = [luminance_only(s, like=content_f) for s in styles_f]
-    work = luminance_only(content_f) if opts.preserve_color == "luminance" else content_f
+    content_f, work, styles_f = _prepare_colours(content, styles, opts.preserve_color)
     h, w = content.shape[:2]
     hw = fit_long_side(h, w, opts.size) if opts.size else (h, w)
     c = _to_tensor(work, hw, device)

@@ -13,14 +13,13 @@ import torch
 from PIL import Image
 
 from gan import GanError
-from gan import checkpoint as ckpt_io
 from gan.checkpoint import load_generator, load_style_network
 from gan.config import ConfigError, load_config
 from gan.models.adain import adain, mean_std, mix_features
 from gan.models.style import StyleNet
 from gan.trainer import Trainer, prepare_run_dir
 from tests.helpers import write_images
-from tests.test_train import StopAt
+from tests.test_train import straight_and_resumed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -185,15 +184,7 @@ def test_adain_export_has_two_image_inputs(adain_run, tmp_path, fmt):
 def test_feedforward_kinds_resume_exactly(tiny_overrides, tmp_path, kind):
     extra = STYLE_KIND if kind == "style" else ADAIN_KIND
     over = tiny_overrides + extra + ["train.max_steps=5", "train.save_every=100", "data.batch_size=1"]
-    cfg_s = load_config(None, over + ["name=straight"])
-    straight = Trainer(cfg_s, prepare_run_dir(cfg_s))
-    straight.fit()
-    cfg = load_config(None, over + ["name=resumed"])
-    first = StopAt(cfg, prepare_run_dir(cfg))
-    first.stop_at = 2
-    first.fit()
-    second = Trainer(cfg, tmp_path / "runs" / "resumed", resume=ckpt_io.load_checkpoint(tmp_path / "runs" / "resumed"))
-    second.fit()
+    straight, second = straight_and_resumed(over, tmp_path, stop_at=2)
     for name, net in straight.nets.items():
         a, b = net.state_dict(), second.nets[name].state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a), name

@@ -13,7 +13,6 @@ import torch
 from PIL import Image
 
 from gan import GanError
-from gan import checkpoint as ckpt_io
 from gan.checkpoint import load_generator
 from gan.config import ConfigError, load_config
 from gan.export import export
@@ -149,18 +148,10 @@ def test_ema_update_follows_its_equation(tiny_overrides):
 
 
 def test_ema_resumes_bitwise(tiny_overrides, tmp_path):
-    from tests.test_train import StopAt
+    from tests.test_train import straight_and_resumed
 
     over = tiny_overrides + ["train.ema_decay=0.95", "train.max_steps=7", "train.save_every=100"]
-    straight_cfg = load_config(None, over + ["name=straight"])
-    straight = Trainer(straight_cfg, prepare_run_dir(straight_cfg))
-    straight.fit()
-    cfg = load_config(None, over + ["name=resumed"])
-    first = StopAt(cfg, prepare_run_dir(cfg))
-    first.stop_at = 3
-    first.fit()
-    second = Trainer(cfg, tmp_path / "runs" / "resumed", resume=ckpt_io.load_checkpoint(tmp_path / "runs" / "resumed"))
-    second.fit()
+    straight, second = straight_and_resumed(over, tmp_path, stop_at=3)
     for name in ("g_ab", "g_ba"):
         a, b = straight.ema[name].state_dict(), second.ema[name].state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a), name

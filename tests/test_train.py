@@ -70,6 +70,23 @@ class StopAt(Trainer):
         return out
 
 
+def straight_and_resumed(over: list[str], tmp_path, stop_at: int) -> tuple[Trainer, Trainer]:
+    """The same run twice: straight through (name=straight), and stopped after `stop_at` steps then resumed
+    from its checkpoint (name=resumed). Returns (straight, resumed) after both finished."""
+    straight_cfg = load_config(None, over + ["name=straight"])
+    straight = Trainer(straight_cfg, prepare_run_dir(straight_cfg))
+    straight.fit()
+    cfg = load_config(None, over + ["name=resumed"])
+    first = StopAt(cfg, prepare_run_dir(cfg))
+    first.stop_at = stop_at
+    first.fit()
+    assert first.step == stop_at
+    second = Trainer(cfg, tmp_path / "runs" / "resumed", resume=ckpt_io.load_checkpoint(tmp_path / "runs" / "resumed"))
+    assert second.step == stop_at and second.lr("g") == first.lr("g")
+    second.fit()
+    return straight, second
+
+
 def weights(trainer):
     return {f"{n}.{k}": v.clone() for n, net in trainer.nets.items() for k, v in net.state_dict().items()}
 
