@@ -2,10 +2,11 @@
 
     python test.py --checkpoint CKPT --input DIR_OR_FILE --output DIR [--direction AtoB|BtoA]
                    [--batch-size N] [--tile N] [--tile-overlap N] [--resize N] [--device auto|cpu|cuda]
+                   [--video-stats frame|running|clip] [--video-codec h264|h265|vp9] [--crf N]
 
 CKPT: a checkpoint of this project, a run directory (its latest checkpoint), a reference CycleGAN generator
-file (latest_net_G.pth, style_monet.pth, ...) or this project's ONNX / TorchScript export. Every image under --input
-(recursively) is written under --output with the same relative path, at full resolution.
+file (latest_net_G.pth, style_monet.pth, ...) or this project's ONNX / TorchScript export. Every image and video
+under --input (recursively) is written under --output with the same relative path, at full resolution.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import logging
 import sys
 
-from gan.cli import run
+from gan.cli import run, tune_allocator
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,12 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="AtoB: photo -> painting")
     p.add_argument("--batch-size", type=int, default=None,
                    help="images per batch, same-size images grouped (default: 4 on CUDA, 1 on the CPU)")
-    p.add_argument("--tile", type=int, default=0,
-                   help="tile size in px; 0 = tile only images above --max-megapixels")
-    p.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles in px (blended)")
-    p.add_argument("--tile-stats", default="exact", choices=["exact", "downscale"],
-                   help="instance-norm statistics while tiling (see README)")
-    p.add_argument("--max-megapixels", type=float, default=4.0, help="larger images are tiled automatically")
+    p.add_argument("--tile", type=int, default=0, metavar="N",
+                   help="translate images above NxN pixels in bands of about NxN pixels (whole-image statistics, "
+                        "the untiled result); 0 = only images above --max-megapixels, in bands of 512x512")
+    p.add_argument("--tile-overlap", type=int, default=32,
+                   help="exported (ONNX/TorchScript) models only: overlap of their blended tiles in px")
+    p.add_argument("--max-megapixels", type=float, default=4.0,
+                   help="larger images are computed in bands automatically (default %(default)s)")
     p.add_argument("--resize", type=int, default=None, metavar="N", help="resize the short side to N first")
     p.add_argument("--format", default="png", help="output format: png, jpg, webp, bmp, tif")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -40,16 +42,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="decoding processes")
     p.add_argument("--weights", default="ema", choices=["ema", "raw"],
                    help="ema: the generator's moving average when the run kept one (default); raw: trained weights")
-    p.add_argument("--side-by-side", metavar="FILE", help="also write one PNG of input | output rows")
+    p.add_argument("--side-by-side", metavar="FILE", help="also write one PNG of input | output rows (images)")
+    v = p.add_argument_group("videos (mp4, mov, mkv, webm, avi; animated GIF/WebP)")
+    v.add_argument("--video-stats", default="frame", choices=["frame", "running", "clip"],
+                   help="where the norm layers take their statistics from: each frame its own (default), a running "
+                        "average over frames, or the whole clip (see README)")
+    v.add_argument("--video-momentum", type=float, default=0.9, help="running: weight of the past (default 0.9)")
+    v.add_argument("--clip-frames", type=int, default=16, help="clip: frames sampled for the statistics")
+    v.add_argument("--video-codec", default=None, choices=["h264", "h265", "vp9"],
+                   help="default h264 (yuv420p), vp9 for webm")
+    v.add_argument("--crf", type=int, default=None, help="quality, lower is better (default 18 h264, 22 h265, 30 vp9)")
     args = p.parse_args(argv)
 
     def go() -> int:
+        tune_allocator()
         import torch
 
         from gan import GanError
         from gan.checkpoint import load_generator
         from gan.distributed import resolve_device
         from gan.translate import TranslateOptions, inference_precision, plan_outputs, side_by_side, translate_folder
+        from gan.video import VideoOptions, is_video
 
         for name in ("workers", "tile", "tile_overlap"):
             if getattr(args, name) < 0:
@@ -67,17 +80,27 @@ def main(argv: list[str] | None = None) -> int:
         precision = "fp32" if info.source in ("onnx", "torchscript") else inference_precision(args.precision, device)
         log.info("generator: %s, %s, on %s (%s, batch %d)", info.description, args.direction, device, precision, batch)
         opts = TranslateOptions(
-            batch_size=batch, tile=args.tile, tile_overlap=args.tile_overlap, tile_stats=args.tile_stats,
+            batch_size=batch, tile=args.tile, tile_overlap=args.tile_overlap,
             max_pixels=int(args.max_megapixels * 1e6), resize=args.resize, fmt=args.format.lower(),
             overwrite=args.overwrite, workers=args.workers, precision=precision,
+            video=VideoOptions(stats=args.video_stats, momentum=args.video_momentum, clip_frames=args.clip_frames,
+                               codec=args.video_codec, crf=args.crf),
         )
         report = translate_folder(net, args.input, args.output, opts)
-        rate = report.written / max(report.seconds, 1e-9)
-        log.info("translated %d image(s) into %s in %.1f s (%.2f images/s)%s", report.written, args.output,
-                 report.seconds, rate, f"; skipped {len(report.skipped)} unreadable file(s)" if report.skipped else "")
+        images = report.written - report.videos
+        what = [f"{images} image(s)"] if images or not report.videos else []
+        if report.videos:
+            what.append(f"{report.videos} video(s), {report.frames} frames")
+        log.info("translated %s into %s in %.1f s%s", " and ".join(what), args.output, report.seconds,
+                 f"; skipped {len(report.skipped)} unreadable file(s)" if report.skipped else "")
+        if report.written == 0:
+            raise GanError(f"nothing was translated: every input was unreadable ({len(report.skipped)} file(s))")
         if args.side_by_side:
-            sheet = side_by_side(plan_outputs(args.input, args.output, opts.fmt), args.side_by_side)
-            log.info("side by side: %s", sheet)
+            pairs = [(s, d) for s, d in plan_outputs(args.input, args.output, opts.fmt) if not is_video(s)]
+            if pairs:
+                log.info("side by side: %s", side_by_side(pairs, args.side_by_side))
+            else:
+                log.warning("--side-by-side: no image among the inputs (videos are not shown)")
         return 0
 
     return run(go)

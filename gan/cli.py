@@ -37,6 +37,24 @@ def setup_logging(level: int = logging.INFO) -> None:
     logger.propagate = False
 
 
+def tune_allocator() -> None:
+    """Inference entry points: let glibc's malloc serve blocks up to 256 MB from its heap (and keep up to 128 MB
+    free there) instead of returning each big tensor to the system when it is freed (its default above 32 MB).
+    Translating a big image in bands allocates and frees tensors of tens of MB thousands of times; without this,
+    every allocation page-faults fresh memory in (measured: 40% of a 12-megapixel run's time spent in the
+    kernel). Process-wide, so only entry points call it; a no-op where the C library is not glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+        libc.mallopt(m_mmap_threshold, 256 << 20)
+        libc.mallopt(m_trim_threshold, 128 << 20)
+    except (OSError, AttributeError):
+        pass
+
+
 def run(main: Callable[[], int | None]) -> int:
     """Call `main`; a GanError becomes `error: ...` on stderr and its exit status (2; 1 for a diverged run)."""
     setup_logging()

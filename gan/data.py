@@ -60,17 +60,22 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def find_images(folder: str | Path) -> list[Path]:
-    """Image files under `folder` (recursive, or the file itself), sorted, skipping hidden files/folders."""
+def find_images(folder: str | Path, extensions: tuple[str, ...] = ()) -> list[Path]:
+    """Image files (and files with the extra `extensions`) under `folder` (recursive, or the file itself),
+    sorted, skipping hidden files/folders."""
     folder = Path(folder)
+
+    def wanted(p: Path) -> bool:
+        return is_image_file(p) or p.suffix.lower() in extensions
+
     if folder.is_file():
-        return [folder] if is_image_file(folder) else []
+        return [folder] if wanted(folder) else []
     found = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
             p = Path(dirpath) / name
-            if not name.startswith(".") and is_image_file(p):
+            if not name.startswith(".") and wanted(p):
                 found.append(p)
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
@@ -194,6 +199,14 @@ def to_uint8(t: torch.Tensor, inplace: bool = False) -> np.ndarray:
     t = t.clamp_(-1, 1) if inplace and t.device.type == "cpu" else t.clamp(-1, 1)
     t = t.add_(1).mul_(127.5).round_().to(torch.uint8)
     return t.permute(1, 2, 0).cpu().numpy()
+
+
+def resized_hw(h: int, w: int, short_side: int | None) -> tuple[int, int]:
+    """(h, w) scaled so the short side is `short_side` (unchanged when None)."""
+    if not short_side:
+        return h, w
+    s = short_side / min(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))
 
 
 def resize_center_crop(img: np.ndarray, size: int) -> np.ndarray:

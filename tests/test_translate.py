@@ -10,10 +10,9 @@ from PIL import Image
 
 from gan import GanError
 from gan.config import load_config
-from gan.networks import ResnetGenerator
 from gan.trainer import Trainer, prepare_run_dir
 from gan.checkpoint import load_generator
-from gan.translate import TranslateOptions, plan_outputs, translate_folder, translate_tiled
+from gan.translate import TranslateOptions, plan_outputs, translate_folder
 from tests.helpers import write_images
 from tests.test_networks import reference_generator
 
@@ -86,7 +85,7 @@ def test_outputs_never_outside_output_dir(tmp_path):
     with pytest.raises(GanError, match="--format must be one of"):
         plan_outputs(src, out, "gif")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(GanError, match="no image files in"):
+    with pytest.raises(GanError, match="no image or video files in"):
         plan_outputs(tmp_path / "empty", tmp_path / "x", "png")
 
 
@@ -106,32 +105,6 @@ def test_reference_checkpoint_translates(tmp_path):
     with torch.no_grad():
         expected = ((ref.model(x)[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
     assert out.shape == (32, 44, 3) and np.abs(out.astype(int) - expected.astype(int)).max() <= 1
-
-
-@pytest.mark.parametrize("stats", ["exact", "downscale"])
-def test_tiled_matches_untiled(stats):
-    torch.manual_seed(0)
-    net = ResnetGenerator(3, 3, ngf=8, n_blocks=2).eval()  # PyTorch's default init: a smooth-ish random net
-    x = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 16) * 2 - 1, size=(150, 198), mode="bicubic").clamp(-1, 1)
-    with torch.no_grad():
-        full = net(x)
-    tiled = translate_tiled(net, x, tile=96, overlap=32, stats=stats, stats_size=1024)  # 3 x 4 tiles
-    assert tiled.shape == full.shape
-    assert psnr(tiled, full) >= 40
-
-
-def test_whole_image_statistics_beat_per_tile_statistics():
-    torch.manual_seed(0)
-    net = ResnetGenerator(3, 3, ngf=8, n_blocks=2).eval()
-    x = torch.linspace(-1, 1, 160)[None, None, :, None].expand(1, 3, 160, 160).contiguous()  # a gradient
-    with torch.no_grad():
-        full = net(x)
-        # per-tile statistics: two halves through the plain net, stitched
-        stitched = torch.cat([net(x[..., :80, :]), net(x[..., 80:, :])], dim=2)
-    exact = translate_tiled(net, x, tile=80, overlap=16, stats="exact")
-    shrunk = translate_tiled(net, x, tile=80, overlap=16, stats="downscale", stats_size=128)  # really shrinks
-    assert psnr(exact, full) > psnr(stitched, full) + 10
-    assert psnr(shrunk, full) > psnr(stitched, full) + 5
 
 
 def test_side_by_side_sheet(run_dir, tmp_path):
@@ -154,20 +127,3 @@ def test_bad_checkpoint_and_device_messages(tmp_path):
     torch.save({"a": 1}, tmp_path / "y.pt")
     r = run_test_py("--checkpoint", str(tmp_path / "y.pt"), "--input", str(tmp_path / "in"), "--output", str(tmp_path / "o"))
     assert r.returncode == 2 and "neither a checkpoint of this project nor a reference" in r.stderr
-
-
-@pytest.mark.parametrize("stats", ["exact", "downscale"])
-def test_tiled_takes_uint8_and_odd_sizes(stats):
-    from gan.data import normalize_uint8
-
-    torch.manual_seed(0)
-    net = ResnetGenerator(3, 3, ngf=8, n_blocks=1).eval()
-    smooth = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 10), size=(101, 135), mode="bicubic")
-    img = (smooth.clamp(0, 1) * 255).round().to(torch.uint8)  # not a multiple of 4
-    a = translate_tiled(net, img, tile=72, overlap=28, stats=stats, stats_size=80)  # 3 x 4 tiles
-    b = translate_tiled(net, normalize_uint8(img), tile=72, overlap=28, stats=stats, stats_size=80)
-    assert a.shape == (1, 3, 101, 135) and torch.allclose(a, b, atol=1e-5)
-    if stats == "exact":  # (downscale's accuracy is covered by the test above)
-        with torch.no_grad():
-            full = net(normalize_uint8(img))
-        assert psnr(a, full) >= 40

@@ -93,12 +93,64 @@ class AdaINNet(nn.Module):
     def mix(self, content: torch.Tensor, styles: list[torch.Tensor], weights: list[float] | None = None,
             alpha: float = 1.0) -> torch.Tensor:
         """Several styles of any sizes, mixed by `weights` (normalised), at trade-off `alpha`."""
+        return self.stylizer(styles, weights, alpha)(content)
+
+    def stylizer(self, styles: list[torch.Tensor], weights: list[float] | None = None,
+                 alpha: float = 1.0) -> "AdaINStylizer":
+        """This network with its styles fixed: a one-input module, content -> stylized."""
+        return AdaINStylizer(self, styles, weights, alpha)
+
+
+class _VGGInput(nn.Module):
+    """[-1, 1] -> VGG's ImageNet-normalised input (what VGGFeatures.forward does first), per pixel."""
+
+    def __init__(self, encoder: losses.VGGFeatures):
+        super().__init__()
+        self.register_buffer("mean", encoder.mean.clone(), persistent=False)
+        self.register_buffer("std", encoder.std.clone(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x + 1) * 0.5 - self.mean) / self.std
+
+
+class AdaINStylizer(nn.Module):
+    """AdaIN with fixed styles, as one module: content (N, 3, H, W) in [-1, 1] -> stylized, any size.
+
+    t = alpha * sum_i w_i AdaIN(f(c), f(s_i)) + (1 - alpha) f(c) = n * S + M + (1 - alpha) f(c), with
+    n = (f(c) - mu(f(c))) / sigma(f(c)) (an InstanceNorm2d: `content_norm`), S = alpha * sum_i w_i sigma(f(s_i))
+    and M = alpha * sum_i w_i mu(f(s_i)) computed once. Because the content's statistics come from a norm
+    layer, big images are computed in bands with whole-image statistics like any generator (gan.tiling)."""
+
+    def __init__(self, net: AdaINNet, styles: list[torch.Tensor], weights: list[float] | None, alpha: float):
+        super().__init__()
+        w = [1.0] * len(styles) if weights is None else list(weights)
+        if not styles or len(w) != len(styles) or any(x < 0 for x in w) or sum(w) <= 0:
+            raise ValueError("style weights: one per style, >= 0, with a positive sum")
+        total = sum(w)
+        self.encoder_input = _VGGInput(net.encoder)
+        self.encoder_layers = net.encoder.features  # VGG19 up to relu4_1
+        self.content_norm = nn.InstanceNorm2d(512, eps=1e-5)
+        self.decoder = net.decoder
+        self.alpha = float(alpha)
+        scale = shift = 0.0
+        with torch.no_grad():
+            for wi, s in zip(w, styles):
+                if wi > 0:
+                    ms, ss = mean_std(net.encoder(s)["relu4_1"])
+                    scale, shift = scale + wi / total * ss, shift + wi / total * ms
+        self.register_buffer("scale", self.alpha * scale, persistent=False)  # (1, 512, 1, 1)
+        self.register_buffer("shift", self.alpha * shift, persistent=False)
+
+    def mix(self, normed: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+        return normed.float() * self.scale + self.shift + (1 - self.alpha) * raw.float()
+
+    def forward(self, content: torch.Tensor) -> torch.Tensor:
         from gan.networks import pad_to_multiple
 
         h, w = content.shape[-2:]
-        fc = self.encoder(pad_to_multiple(content, 8, minimum=16))["relu4_1"]
-        fs = [self.encoder(s)["relu4_1"] for s in styles]
-        return self.decoder(mix_features(fc, fs, weights, alpha).to(fc.dtype))[..., :h, :w]
+        f = self.encoder_layers(self.encoder_input(pad_to_multiple(content, 8, minimum=16)))
+        t = self.mix(self.content_norm(f), f)
+        return self.decoder(t.to(f.dtype))[..., :h, :w]
 
 
 class AdaIN(TrainModel):
