@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gan.cli import run
+from gan.cli import run, tune_allocator
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def go() -> int:
+        tune_allocator()
         from gan.distributed import resolve_device
         from gan.stylize import StylizeOptions, load_vgg, stylize_files
         from gan.translate import inference_precision

@@ -427,10 +427,14 @@ def load_vgg(opts: StylizeOptions, weights: str, device: torch.device) -> torch.
 
 @torch.no_grad()
 def stylize_feedforward(content: np.ndarray, styles: list[np.ndarray], net: torch.nn.Module, opts: StylizeOptions,
-                        alpha: float = 1.0, device: torch.device | str = "cpu") -> np.ndarray:
+                        alpha: float = 1.0, device: torch.device | str = "cpu", max_pixels: int = 4_000_000,
+                        progress: Callable[[float, str], None] | None = None) -> np.ndarray:
     """One forward pass of a content + style network (AdaIN): uint8 content and styles -> float HWC [0, 1] at
     long side opts.size (0: the content's own size). Style weights, style scale and colour preservation as for
-    the optimisation."""
+    the optimisation. Contents above `max_pixels` are computed in bands with whole-image statistics
+    (gan.tiling), like big images in test.py; `progress(fraction, what)` follows them."""
+    from gan.translate import TranslateOptions, translate_image
+
     if not 0 <= alpha <= 1:
         raise GanError(f"--alpha: invalid value {alpha}; expected a number in [0, 1]")
     opts.check(len(styles))
@@ -438,14 +442,19 @@ def stylize_feedforward(content: np.ndarray, styles: list[np.ndarray], net: torc
     content_f, work, styles_f = _prepare_colours(content, styles, opts.preserve_color)
     h, w = content.shape[:2]
     hw = fit_long_side(h, w, opts.size) if opts.size else (h, w)
-    c = _to_tensor(work, hw, device)
+    c = _to_tensor(work, hw, "cpu")
     long_side = max(hw)
     style_ts = [_to_tensor(s, fit_long_side(*s.shape[:2], max(16, round(long_side * opts.style_scale))), device)
                 for s in styles_f]
     amp = opts.precision == "bf16"
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-        out = net.mix(c, style_ts, normalised_weights(opts.style_weights, len(styles)), alpha)
-    return _finish(out.float().clamp(-1, 1), content_f, opts)
+
+    def autocast():
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
+
+    with autocast():
+        stylizer = net.stylizer(style_ts, normalised_weights(opts.style_weights, len(styles)), alpha)
+    out = translate_image(stylizer, c[0], device, TranslateOptions(max_pixels=max_pixels), autocast, progress)
+    return _finish(out[None].float().clamp(-1, 1), content_f, opts)
 
 
 def stylize_files(content_arg: str | Path, style_paths: list[str | Path], output: str | Path, opts: StylizeOptions,

@@ -157,6 +157,23 @@ def test_adain_network_alpha_and_size(adain_run):
         assert torch.allclose(net.mix(c, [s, s], [1.0, 1.0]), out, atol=1e-5)  # ...weights are normalised
 
 
+def test_adain_big_contents_go_in_bands_with_whole_image_statistics(adain_run):
+    from gan.stylize import StylizeOptions, stylize_feedforward
+
+    net, _ = load_style_network(adain_run)
+    rng = np.random.default_rng(0)
+    photo = np.asarray(Image.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)).resize((160, 120)))
+    style = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    opts = StylizeOptions(size=0, precision="fp32")
+    whole = stylize_feedforward(photo, [style], net, opts, 0.8)
+    seen = []
+    banded = stylize_feedforward(photo, [style], net, opts, 0.8, max_pixels=5000,  # 19,200 px: bands
+                                 progress=lambda f, what: seen.append(what))
+    assert seen and seen[0].startswith("pass 1/2")  # the content statistics, then the output
+    assert banded.shape == whole.shape == (120, 160, 3)
+    assert np.abs(banded - whole).max() < 1e-3
+
+
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_adain_export_has_two_image_inputs(adain_run, tmp_path, fmt):

@@ -72,3 +72,12 @@ def test_translation_leaves_the_callers_net_as_it_was(tmp_path):
     assert {k: (v.data_ptr(), v.stride()) for k, v in net.state_dict().items()} == before
     assert all(p.is_contiguous() for p in net.parameters())
     assert torch.is_grad_enabled()
+
+
+def test_gradio_and_pyav_load_only_where_needed():
+    """The web app's Gradio is imported by gan.app alone, PyAV only when a video is decoded: train.py, test.py on
+    images and stylize.py start as fast as without them."""
+    code = ("import sys, gan.trainer, gan.translate, gan.stylize, gan.tiling, gan.video, gan.export; "
+            "print('gradio' in sys.modules, 'av' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT).stdout.split()
+    assert out == ["False", "False"]

@@ -145,3 +145,25 @@ def test_video_statistics_modes():
     with pytest.raises(ValueError, match="unknown statistics mode"):
         with stats.applied("clip"):
             pass
+
+
+def test_pooled_and_running_statistics_follow_their_equations():
+    net = torch.nn.Sequential(torch.nn.InstanceNorm2d(3))
+    x = torch.randn(4, 3, 8, 8, dtype=torch.float64).float() * torch.tensor([1.0, 2.0, 3.0]).view(1, 3, 1, 1) + 1
+    stats = NormStats(net, momentum=0.75)
+    with torch.no_grad():
+        with stats.applied("pooled"):
+            pooled = net(x)
+        stats.reset()
+        with stats.applied("running"):
+            running = net(x)
+    mean_sq = None
+    for k in range(4):
+        seen = x[: k + 1].double()  # pooled: everything up to and including frame k
+        m, v = seen.mean((0, 2, 3)).view(1, 3, 1, 1), seen.var((0, 2, 3), unbiased=False).view(1, 3, 1, 1)
+        assert torch.allclose(pooled[k:k + 1].double(), (x[k:k + 1] - m) / torch.sqrt(v + 1e-5), atol=1e-4)
+        # running: m_k = 0.75 m_{k-1} + 0.25 mean(x_k), likewise E[x^2]
+        now = (x[k].double().mean((1, 2)), x[k].double().square().mean((1, 2)))
+        mean_sq = now if mean_sq is None else tuple(0.75 * a + 0.25 * b for a, b in zip(mean_sq, now))
+        rm, rv = mean_sq[0].view(1, 3, 1, 1), (mean_sq[1] - mean_sq[0] ** 2).view(1, 3, 1, 1)
+        assert torch.allclose(running[k:k + 1].double(), (x[k:k + 1] - rm) / torch.sqrt(rv + 1e-5), atol=1e-4)

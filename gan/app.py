@@ -1,0 +1,527 @@
+"""The web app (Gradio): translate photos with any trained model, compare a run's checkpoints by eye, and
+stylize by optimisation or with an AdaIN model, live. Imported only by app.py (Gradio is not needed elsewhere).
+
+    python app.py [--runs runs/] [--checkpoint CKPT ...] [--host 127.0.0.1] [--port 7860] [--auth USER:PASS]
+
+Everything calls the functions test.py and stylize.py call (gan.translate.translate_image, gan.stylize.stylize
+and stylize_feedforward, gan.checkpoint.load_generator / load_style_network); nothing is re-implemented here.
+
+Safety: the models a visitor can pick are the ones found at start-up (under --runs, and each --checkpoint); a
+visitor names them by label and the label is looked up here, so no path typed in the page is ever opened.
+Uploads are limited in bytes (Gradio refuses bigger files) and in pixels (checked here after decoding); an
+unreadable upload or a model that fails to load gives a message in the page. Long jobs go through Gradio's
+queue, one at a time (the machine's CPU or GPU is one resource).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import torch
+
+from gan import GanError, ImageDecodeError
+
+log = logging.getLogger("gan")
+
+
+# ------------------------------------------------------------------------------------------ catalog
+
+
+@dataclass(frozen=True)
+class Model:
+    label: str  # what the page shows and sends back
+    path: Path
+    kind: str  # "generator" (one input: CycleGAN, style, reference zoo, exports) or "adain"
+    run: str | None = None  # the run it belongs to (for comparing checkpoints)
+    step: int | None = None
+
+
+@dataclass
+class Catalog:
+    """The models the app may open, found once at start-up."""
+
+    models: dict[str, Model] = field(default_factory=dict)
+
+    def add(self, model: Model) -> None:
+        label, n = model.label, 2
+        while label in self.models:  # two files with one name: both stay reachable
+            label = f"{model.label} ({n})"
+            n += 1
+        self.models[label] = Model(label, model.path, model.kind, model.run, model.step)
+
+    def of_kind(self, kind: str) -> list[str]:
+        return [k for k, m in self.models.items() if m.kind == kind]
+
+    def runs(self) -> list[str]:
+        return sorted({m.run for m in self.models.values() if m.run and m.kind == "generator"})
+
+    def checkpoints_of(self, run: str) -> list[str]:
+        found = [m for m in self.models.values() if m.run == run]
+        return [m.label for m in sorted(found, key=lambda m: (m.step is None, m.step or 0, m.label))]
+
+    def get(self, label: str | None, kind: str | None = None) -> Model:
+        model = self.models.get(label or "")
+        if model is None or (kind is not None and model.kind != kind):
+            raise GanError("choose a model from the list" if not label else f"unknown model {label!r}")
+        return model
+
+
+def _run_kind(run_dir: Path) -> str:
+    """A run's model kind from its config.yaml (cheap: no checkpoint is read)."""
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        kind = (cfg.get("model") or {}).get("kind", "cyclegan")
+    except (OSError, yaml.YAMLError, AttributeError):
+        kind = "cyclegan"
+    return "adain" if kind == "adain" else "generator"
+
+
+def _step_of(path: Path) -> int | None:
+    """The step of a checkpoint file, read from its name (step_0001000.pt) or its contents (latest/best)."""
+    if path.stem.startswith("step_") and path.stem[5:].isdigit():
+        return int(path.stem[5:])
+    try:
+        from gan.checkpoint import safe_load
+
+        return int(safe_load(path).get("step"))
+    except Exception:
+        return None
+
+
+def build_catalog(runs_dir: str | Path | None, checkpoints: list[str | Path]) -> Catalog:
+    """Every run under runs_dir (latest, best and each step checkpoint) and every file given; a file that is not
+    a model this project reads is reported and left out."""
+    from gan.checkpoint import checkpoint_kind, resolve
+
+    cat = Catalog()
+    if runs_dir is not None and Path(runs_dir).is_dir():
+        for run_dir in sorted(p for p in Path(runs_dir).iterdir() if p.is_dir()):
+            files = sorted(run_dir.glob("checkpoints/step_*.pt"))
+            extra = [run_dir / n for n in ("best.pt", "latest.pt") if (run_dir / n).is_file()]
+            if not files and not extra:
+                continue
+            kind = _run_kind(run_dir)
+            for f in files + extra:
+                step = _step_of(f)
+                what = f.stem if f.stem in ("best", "latest") else f"step {step}"
+                if f.stem in ("best", "latest") and step is not None:
+                    what += f" (step {step})"
+                cat.add(Model(f"{run_dir.name} / {what}", f, kind, run_dir.name, step))
+    for given in checkpoints:
+        try:
+            path = resolve(given)
+            kind = checkpoint_kind(path)
+        except GanError as e:
+            log.warning("--checkpoint %s left out: %s", given, e)
+            continue
+        label = Path(given).name if Path(given).is_file() else f"{Path(given).name} / latest"
+        cat.add(Model(label, path, "adain" if kind == "adain" else "generator", None, None))
+    return cat
+
+
+# ------------------------------------------------------------------------------------------- engine
+
+
+@dataclass
+class Settings:
+    device: torch.device
+    precision: str  # fp32 | bf16 | fp16
+    max_megapixels: float = 40.0  # a decoded upload above this is refused
+    vgg_weights: str = "imagenet"
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gan-app-")))
+
+
+class Engine:
+    """Loads models on demand (a few kept), translates and stylizes; no Gradio in here (tested directly)."""
+
+    def __init__(self, catalog: Catalog, settings: Settings, keep: int = 4):
+        self.catalog, self.settings, self.keep = catalog, settings, keep
+        self._nets: dict[tuple, torch.nn.Module] = {}
+        self._vgg = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ models
+
+    def generator(self, label: str, direction: str):
+        from gan.checkpoint import load_generator
+
+        model = self.catalog.get(label, "generator")
+        key = (model.path, direction)
+        with self._lock:
+            if key not in self._nets:
+                if len(self._nets) >= self.keep:
+                    self._nets.pop(next(iter(self._nets)))
+                net, _ = load_generator(model.path, direction, self.settings.device)
+                self._nets[key] = net
+            return self._nets[key]
+
+    def style_network(self, label: str):
+        from gan.checkpoint import load_style_network
+
+        model = self.catalog.get(label, "adain")
+        key = (model.path, "adain")
+        with self._lock:
+            if key not in self._nets:
+                self._nets[key], _ = load_style_network(model.path, self.settings.device)
+            return self._nets[key]
+
+    def vgg(self, opts):
+        from gan.stylize import load_vgg
+
+        with self._lock:
+            if self._vgg is None:
+                from gan.stylize import StylizeOptions
+
+                self._vgg = load_vgg(StylizeOptions(), self.settings.vgg_weights, self.settings.device)
+            return self._vgg
+
+    def autocast(self):
+        s = self.settings
+        amp = s.precision in ("bf16", "fp16")
+        dtype = torch.float16 if s.precision == "fp16" else torch.bfloat16
+        return torch.autocast(s.device.type, dtype=dtype, enabled=amp)
+
+    # ------------------------------------------------------------------ images
+
+    def read(self, path: str | Path) -> np.ndarray:
+        """An uploaded file as uint8 RGB, or a GanError naming it and why not."""
+        from gan.data import load_image
+
+        name = Path(path).name
+        try:
+            img = load_image(path)
+        except ImageDecodeError as e:
+            raise GanError(f"{name}: not a readable image ({str(e).split(': ', 2)[-1]})") from None
+        mp = img.shape[0] * img.shape[1] / 1e6
+        if mp > self.settings.max_megapixels:
+            raise GanError(f"{name}: {img.shape[1]}x{img.shape[0]} is {mp:.1f} megapixels, above this server's limit "
+                           f"of {self.settings.max_megapixels:g}")
+        return img
+
+    def translate(self, label: str, direction: str, image: np.ndarray, resize: int | None = None,
+                  progress=None) -> np.ndarray:
+        """uint8 HWC -> uint8 HWC, at full resolution (bands above 4 MP) or with the short side resized."""
+        import cv2
+
+        from gan.data import resized_hw, to_chw
+        from gan.translate import TranslateOptions, translate_image
+
+        net = self.generator(label, direction)
+        if resize:
+            h, w = image.shape[:2]
+            nh, nw = resized_hw(h, w, resize)
+            image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if nh < h else cv2.INTER_CUBIC)
+        return translate_image(net, to_chw(image), self.settings.device, TranslateOptions(), self.autocast,
+                               progress, as_uint8=True)
+
+    def new_folder(self, what: str) -> Path:
+        folder = Path(tempfile.mkdtemp(prefix=f"{what}-", dir=self.settings.workdir))
+        return folder
+
+
+def side_by_side(a: np.ndarray, b: np.ndarray, height: int = 384) -> np.ndarray:
+    """input | output at one height, for viewing (the full-resolution output is the download)."""
+    from PIL import Image
+
+    cells = []
+    for img in (a, b):
+        h, w = img.shape[:2]
+        cells.append(np.asarray(Image.fromarray(img).resize((max(1, round(w * height / h)), height), Image.LANCZOS)))
+    gap = np.full((height, 8, 3), 255, np.uint8)
+    return np.concatenate([cells[0], gap, cells[1]], axis=1)
+
+
+def save_png(img: np.ndarray, path: Path) -> Path:
+    from PIL import Image
+
+    Image.fromarray(img).save(path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------- page
+
+
+class Handlers:
+    """What the page's buttons call: each takes the page's values and returns (or, for stylize, yields) what
+    the page shows. User errors become messages in the page."""
+
+    def __init__(self, engine: Engine, stylize_defaults: dict | None = None):
+        self.engine, self.catalog = engine, engine.catalog
+        self.defaults = {"size": 384, "iterations": 100, "min_size": 128, "save_every": 10, **(stylize_defaults or {})}
+        self.stop_flags: dict[str, threading.Event] = {}  # per browser session
+
+    # ----------------------------------------------------------------- translate
+    def translate(self, files, label, direction, size_mode, short_side, progress=gr.Progress()):
+        if not files:
+            return [], None, "Upload one or more images first."
+        if not label:
+            return [], None, "Choose a model first."
+        out_dir = self.engine.new_folder("translate")
+        sheet, downloads, problems = [], [], []
+        resize = int(short_side) if size_mode == "resize" else None
+        for i, f in enumerate(files):
+            name = Path(f).name
+            progress(i / len(files), desc=f"{name} ({i + 1}/{len(files)})")
+            try:
+                img = self.engine.read(f)
+                report = (lambda frac, what, i=i: progress((i + frac) / len(files), desc=f"{name}: {what}"))
+                out = self.engine.translate(label, direction, img, resize, report)
+            except GanError as e:
+                problems.append(str(e))
+                continue
+            shown = img if not resize else engine_resized(img, resize)
+            sheet.append((side_by_side(shown, out), f"{name}: input | output ({out.shape[1]}x{out.shape[0]})"))
+            downloads.append(str(save_png(out, out_dir / f"{Path(name).stem}_translated.png")))
+        if len(downloads) > 1:
+            zip_path = out_dir / "translated.zip"
+            with zipfile.ZipFile(zip_path, "w") as z:
+                for d in downloads:
+                    z.write(d, Path(d).name)
+            downloads.append(str(zip_path))
+        done = f"Translated {len(sheet)} of {len(files)} image(s) with {label} ({direction})."
+        status = _message([done] + (["Could not translate:"] + problems if problems else []))
+        return sheet, downloads or None, status
+
+    # ----------------------------------------------------------------- compare
+    def checkpoints_for(self, run):
+        labels = self.catalog.checkpoints_of(run) if run else []
+        default = [x for x in labels if "/ best" in x or "/ latest" in x]
+        default = default if len(default) == 2 else labels[-2:]
+        return gr.update(choices=labels, value=default)
+
+    def compare(self, file, run, chosen, direction, progress=gr.Progress()):
+        if not file:
+            return [], "Upload a photo first."
+        if not chosen:
+            return [], "Choose at least one checkpoint of the run."
+        try:
+            img = self.engine.read(file)
+        except GanError as e:
+            return [], str(e)
+        strip = [(img, "input")]
+        problems = []
+        for i, label in enumerate(chosen):
+            progress(i / len(chosen), desc=label)
+            try:
+                out = self.engine.translate(label, direction, img)
+            except GanError as e:
+                problems.append(f"**{label}**: {e}")
+                continue
+            strip.append((out, label.split(" / ", 1)[-1]))
+        status = f"{len(strip) - 1} checkpoint(s) of {run}, {direction}."
+        return strip, _message([status] + (["Could not load:"] + problems if problems else []))
+
+    # ----------------------------------------------------------------- stylize
+    def stylize(self, content, styles, weights_text, method, alpha, size, iterations, style_weight, style_loss,
+                preserve, request: gr.Request, progress=gr.Progress()):
+        from gan.stylize import StylizeOptions, normalised_weights, scale_sizes, stylize_feedforward
+        from gan.stylize import stylize as optimise
+
+        if content is None or not styles:
+            yield None, "Upload a photo and at least one style image first."
+            return
+        try:
+            photo = self.engine.read(content)
+            paintings = [self.engine.read(s) for s in styles]
+            weights = tuple(float(x) for x in (weights_text or "").replace(",", " ").split()) or ()
+            opts = StylizeOptions(size=int(size), min_size=min(int(self.defaults["min_size"]), int(size)),
+                                  iterations=int(iterations), style_weight=float(style_weight),
+                                  style_weights=weights, style_loss=style_loss, preserve_color=preserve,
+                                  precision="bf16" if self.engine.settings.precision == "bf16" else "fp32",
+                                  save_every=max(1, int(iterations) // max(1, int(self.defaults["save_every"]))))
+            opts.check(len(paintings))
+            normalised_weights(opts.style_weights, len(paintings))
+        except ValueError:
+            yield None, "Style weights: numbers separated by spaces, one per style image."
+            return
+        except GanError as e:
+            yield None, str(e)
+            return
+        if method != "optimisation":
+            try:
+                net = self.engine.style_network(method)
+                out = stylize_feedforward(photo, paintings, net, opts, float(alpha), self.engine.settings.device)
+            except GanError as e:
+                yield None, str(e)
+                return
+            yield to_uint8_image(out), f"Stylized with {method} (alpha {float(alpha):g}) in one pass."
+            return
+        try:
+            vgg = self.engine.vgg(opts)
+        except GanError as e:
+            yield None, str(e)
+            return
+        stop = self.stop_flags.setdefault(request.session_hash or "local", threading.Event())
+        stop.clear()
+        updates: list = []
+        history: list = []
+        failure: list = []
+        scales = scale_sizes(opts.size, opts.min_size)
+        total = len(scales) * opts.iterations
+
+        def callback(img, scale, it):
+            updates.append(("step", img, scale, it))
+
+        def work():
+            try:
+                updates.append(("final", optimise(photo, paintings, opts, vgg, self.engine.settings.device, callback,
+                                                  stop.is_set, progress=False, history=history)))
+            except Exception as e:  # reported in the page below
+                failure.append(e)
+
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        shown = 0
+        try:
+            while worker.is_alive() or shown < len(updates):
+                time.sleep(0.05)
+                progress(min(1.0, len(history) / total), desc=f"iteration {len(history)}/{total}")
+                while shown < len(updates):
+                    item = updates[shown]
+                    shown += 1
+                    if item[0] == "final":
+                        state = "stopped" if stop.is_set() else "done"
+                        yield to_uint8_image(item[1]), f"Final image ({state} after {len(history)} iterations)."
+                    else:
+                        _, img, scale, it = item
+                        yield (to_uint8_image(img), f"Scale {scale + 1}/{len(scales)} ({scales[scale]} px), "
+                                                    f"iteration {it}/{opts.iterations}")
+            if failure:
+                e = failure[0]
+                yield None, str(e) if isinstance(e, GanError) else f"Stylization failed: {type(e).__name__}: {e}"
+        finally:
+            stop.set()  # a cancelled or closed page stops the optimisation too
+            worker.join(timeout=30)
+
+    def stop_stylize(self, request: gr.Request):
+        self.stop_flags.setdefault(request.session_hash or "local", threading.Event()).set()
+        return "Stopping after the current iteration..."
+
+
+def _message(lines: list[str]) -> str:
+    return "\n\n".join(lines)
+
+
+def build(engine: Engine, stylize_defaults: dict | None = None):
+    """The Gradio Blocks of the app: the layout, wired to Handlers."""
+    h = Handlers(engine, stylize_defaults)
+    cat, sd = engine.catalog, h.defaults
+    gens, adains, runs = cat.of_kind("generator"), cat.of_kind("adain"), cat.runs()
+    with gr.Blocks(title="gan") as page:
+        gr.Markdown("# gan: photos to paintings")
+        with gr.Tab("Translate"):
+            with gr.Row():
+                with gr.Column():
+                    t_files = gr.File(label="Photos", file_count="multiple", file_types=["image"], elem_id="t_files")
+                    latest = [g for g in gens if g.endswith("/ latest") or "/ latest (" in g]
+                    t_model = gr.Dropdown(gens, value=(latest or gens or [None])[0], label="Model", elem_id="t_model")
+                    t_dir = gr.Radio(["AtoB", "BtoA"], value="AtoB", label="Direction (AtoB: photo to painting)")
+                    with gr.Row():
+                        t_size = gr.Radio([("full resolution", "full"), ("resize", "resize")], value="full",
+                                          label="Size", info="full resolution: big images go in bands automatically")
+                        t_short = gr.Number(512, label="short side (resize)", precision=0, minimum=16, maximum=8192)
+                    t_go = gr.Button("Translate", variant="primary", elem_id="t_go")
+                with gr.Column():
+                    t_status = gr.Markdown(elem_id="t_status")
+                    t_sheet = gr.Gallery(label="input | output", columns=1, elem_id="t_sheet", height="auto",
+                                         object_fit="contain")
+                    t_down = gr.File(label="Downloads (full resolution)", elem_id="t_down")
+            t_go.click(h.translate, [t_files, t_model, t_dir, t_size, t_short], [t_sheet, t_down, t_status])
+        with gr.Tab("Compare checkpoints"):
+            with gr.Row():
+                with gr.Column():
+                    c_file = gr.File(label="Photo", file_types=["image"], elem_id="c_file")
+                    c_run = gr.Dropdown(runs, value=runs[0] if runs else None, label="Run", elem_id="c_run")
+                    first = h.checkpoints_for(runs[0]) if runs else {"choices": [], "value": []}
+                    c_ckpts = gr.Dropdown(first["choices"], value=first["value"], multiselect=True,
+                                          label="Checkpoints", elem_id="c_ckpts")
+                    c_dir = gr.Radio(["AtoB", "BtoA"], value="AtoB", label="Direction")
+                    c_go = gr.Button("Compare", variant="primary", elem_id="c_go")
+                with gr.Column():
+                    c_status = gr.Markdown(elem_id="c_status")
+                    c_strip = gr.Gallery(label="input, then one result per checkpoint", columns=4, elem_id="c_strip",
+                                         height="auto", object_fit="contain")
+            c_run.change(h.checkpoints_for, c_run, c_ckpts)
+            c_go.click(h.compare, [c_file, c_run, c_ckpts, c_dir], [c_strip, c_status])
+        with gr.Tab("Stylize"):
+            with gr.Row():
+                with gr.Column():
+                    s_content = gr.File(label="Photo", file_types=["image"], elem_id="s_content")
+                    s_styles = gr.File(label="Style image(s)", file_count="multiple", file_types=["image"],
+                                       elem_id="s_styles")
+                    s_weights = gr.Textbox(label="Style weights", placeholder="e.g. 3 1 (one per style; empty: equal)")
+                    s_method = gr.Dropdown(["optimisation"] + adains, value="optimisation", elem_id="s_method",
+                                           label="Method", info="optimisation (VGG19, live) or an AdaIN model")
+                    s_alpha = gr.Slider(0, 1, 1.0, step=0.05, label="Style strength (AdaIN alpha)")
+                    with gr.Row():
+                        s_size = gr.Slider(64, 1024, sd["size"], step=16, label="Size (long side, px)")
+                        s_iters = gr.Slider(1, 500, sd["iterations"], step=1, label="Iterations per scale",
+                                            elem_id="s_iters")
+                    with gr.Row():
+                        s_sw = gr.Number(1e6, label="Style weight (gram; wasserstein: ~10)")
+                        s_loss = gr.Radio(["gram", "wasserstein"], value="gram", label="Style loss")
+                        s_color = gr.Radio(["none", "luminance", "histogram"], value="none",
+                                           label="Keep the photo's colours")
+                    with gr.Row():
+                        s_go = gr.Button("Stylize", variant="primary", elem_id="s_go")
+                        s_stop = gr.Button("Stop", elem_id="s_stop")
+                with gr.Column():
+                    s_status = gr.Markdown(elem_id="s_status")
+                    s_out = gr.Image(label="Result (updates while it optimises)", format="png", elem_id="s_out",
+                                     buttons=["download"], interactive=False)
+            s_go.click(h.stylize, [s_content, s_styles, s_weights, s_method, s_alpha, s_size, s_iters, s_sw,
+                        s_loss, s_color], [s_out, s_status])
+            s_stop.click(h.stop_stylize, None, s_status, queue=False)
+        gr.Markdown(f"Models from start-up: {len(gens)} translation, {len(adains)} AdaIN, {len(runs)} run(s). "
+                    f"Device: {engine.settings.device} ({engine.settings.precision}).")
+    return page
+
+
+def engine_resized(img: np.ndarray, short: int) -> np.ndarray:
+    import cv2
+
+    from gan.data import resized_hw
+
+    h, w = img.shape[:2]
+    nh, nw = resized_hw(h, w, short)
+    return cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if nh < h else cv2.INTER_CUBIC)
+
+
+def to_uint8_image(img: np.ndarray) -> np.ndarray:
+    """float HWC [0, 1] (stylize's output) -> uint8."""
+    return np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
+
+
+def serve(catalog: Catalog, settings: Settings, host: str, port: int, auth: tuple[str, str] | None,
+          max_upload_mb: float, stylize_defaults: dict | None = None, block: bool = True):
+    """Build and launch; returns (page, url). The queue runs one job at a time."""
+    engine = Engine(catalog, settings)
+    page = build(engine, stylize_defaults)
+    page.queue(default_concurrency_limit=1, max_size=32)
+    _, url, _ = page.launch(server_name=host, server_port=port, auth=auth, max_file_size=f"{max_upload_mb:g}mb",
+                            prevent_thread_lock=True, quiet=True, footer_links=[],
+                            allowed_paths=[str(settings.workdir)])
+    log.info("serving on %s (%d model(s); Ctrl-C to stop)", url, len(catalog.models))
+    if block:
+        try:
+            page.block_thread()
+        except KeyboardInterrupt:
+            page.close()
+    return page, url
+
+
+def cleanup(settings: Settings) -> None:
+    with contextlib.suppress(OSError):
+        shutil.rmtree(settings.workdir)
