@@ -285,7 +285,7 @@ def stylize(content: np.ndarray, styles: list[np.ndarray], opts: StylizeOptions,
             if bar is not None:
                 bar.update(1)
                 if it % 10 == 1 or it == opts.iterations:
-                    bar.set_postfix({k: f"{float(v):.3g}" for k, v in terms.items()}, refresh=False)
+                    bar.set_postfix({k: f"{float(v.detach()):.3g}" for k, v in terms.items()}, refresh=False)
             if callback is not None and opts.save_every and it % opts.save_every == 0:
                 callback(_finish(current(), content_f, opts), si, it)
             if should_stop is not None and should_stop():

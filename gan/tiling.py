@@ -275,7 +275,7 @@ class Source:
 
 @dataclass
 class BandOptions:
-    tile: int = 512  # a band covers about tile x tile pixels of the input image
+    tile: int = 512  # a band covers about tile x tile pixels of the input image (half that many in float32)
     cache_mb: int = 256  # stored activations in RAM up to this, beyond it in a temporary file
     cache_dir: str | None = None
     store_dtype: torch.dtype | None = None  # default: bfloat16 under bf16 autocast, else float16
@@ -499,6 +499,8 @@ def translate_large(net: nn.Module, image: torch.Tensor, opts: BandOptions | Non
     compute = probe.dtype if probe.dtype in (torch.bfloat16, torch.float16) else torch.float32
     run = _Runner(prog, stats, padded, device, autocast, compute)
     costs = [run.cost(src) for src, _, _ in _Plan(run, prog.ops, _Shape)]
+    # `tile` sizes bands for 16-bit activations; in float32 a band holds half the pixels (the same memory).
+    tile = opts.tile if compute != torch.float32 else max(16, round(opts.tile / math.sqrt(2)))
     total, done = sum(costs), 0.0
     cache = cache or Cache(opts.cache_mb * 2**20, opts.cache_dir)
     live: list[Store] = []
@@ -518,7 +520,7 @@ def translate_large(net: nn.Module, image: torch.Tensor, opts: BandOptions | Non
                 if id(s) not in keep:
                     s.close()
             live[:] = [s for s in live if not s.closed]
-            bands = run.bands(src, opts.tile)
+            bands = run.bands(src, tile)
             for i, (a, b) in enumerate(bands):
                 x = run.evaluate(src, a, b, core=(a, b))
                 if index is not None:
@@ -615,9 +617,9 @@ def translate_tiles(net: Callable, x: torch.Tensor, tile: int, overlap: int, aut
     return out[..., :h, :w]
 
 
-def plan_summary(net: nn.Module, h: int, w: int, tile: int) -> tuple[int, int] | None:
-    """(passes, band rows at the input resolution) of a band run of net on an h x w image; None when net has
-    no band program."""
+def plan_summary(net: nn.Module, h: int, w: int, tile: int, float32: bool = False) -> tuple[int, int] | None:
+    """(passes, band rows at the input resolution) of a band run of net on an h x w image (computed in float32,
+    or in a 16-bit autocast); None when net has no band program."""
     stats = NormStats(net)
     prog = program(net, stats)
     if prog is None:
@@ -627,6 +629,8 @@ def plan_summary(net: nn.Module, h: int, w: int, tile: int) -> tuple[int, int] |
     run = _Runner(prog, stats, torch.empty(1, 3, hp, wp, dtype=torch.uint8, device="meta"), torch.device("cpu"),
                   contextlib.nullcontext)
     passes = len(list(_Plan(run, prog.ops, _Shape)))
+    if float32:
+        tile = max(16, round(tile / math.sqrt(2)))
     return passes, max(1, round(tile * tile / wp))
 
 

@@ -277,7 +277,7 @@ def describe_large(net, h: int, w: int, tile: int, opts: TranslateOptions) -> st
     """One line saying how a big image is translated."""
     why = f"above --tile {opts.tile}" if opts.tile else f"above --max-megapixels {opts.max_pixels / 1e6:g}"
     head = f"{w}x{h} ({h * w / 1e6:.3g} MP), {why}:"
-    plan = tiling.plan_summary(net, h, w, tile)
+    plan = tiling.plan_summary(net, h, w, tile, float32=opts.precision == "fp32")
     if plan is not None:
         passes, rows = plan
         return (f"{head} computed in bands of about {rows} rows, {passes} passes, with whole-image norm "
