@@ -2,7 +2,7 @@
 
     python test.py --checkpoint CKPT --input DIR_OR_FILE --output DIR [--direction AtoB|BtoA]
                    [--batch-size N] [--tile N] [--tile-overlap N] [--resize N] [--device auto|cpu|cuda]
-                   [--video-stats frame|running|clip] [--video-codec h264|h265|vp9] [--crf N]
+                   [--video-stats frame|running|clip] [--video-smooth S] [--video-codec h264|h265|vp9] [--crf N]
 
 CKPT: a checkpoint of this project, a run directory (its latest checkpoint), a reference CycleGAN generator
 file (latest_net_G.pth, style_monet.pth, ...) or this project's ONNX / TorchScript export. Every image and video
@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--video-stats", default="frame", choices=["frame", "running", "clip"],
                    help="where the norm layers take their statistics from: each frame its own (default), a running "
                         "average over frames, or the whole clip (see README)")
+    v.add_argument("--video-smooth", type=float, default=None, metavar="S",
+                   help="temporal smoothing along the motion, 0 (off) to <1 (default 0.7): steadies the strokes "
+                        "from frame to frame (see README)")
     v.add_argument("--video-momentum", type=float, default=0.9, help="running: weight of the past (default 0.9)")
     v.add_argument("--clip-frames", type=int, default=16, help="clip: frames sampled for the statistics")
     v.add_argument("--video-codec", default=None, choices=["h264", "h265", "vp9"],
@@ -84,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             max_pixels=int(args.max_megapixels * 1e6), resize=args.resize, fmt=args.format.lower(),
             overwrite=args.overwrite, workers=args.workers, precision=precision,
             video=VideoOptions(stats=args.video_stats, momentum=args.video_momentum, clip_frames=args.clip_frames,
-                               codec=args.video_codec, crf=args.crf),
+                               codec=args.video_codec, crf=args.crf,
+                               **({} if args.video_smooth is None else {"smooth": args.video_smooth})),
         )
         report = translate_folder(net, args.input, args.output, opts)
         images = report.written - report.videos

@@ -127,7 +127,8 @@ def test_folders_mix_images_and_videos_and_animated_gifs(ckpt, tmp_path):
     frames[0].save(src / "still.gif")
     out = tmp_path / "out"
     r = run_test_py("--checkpoint", ckpt, "--input", src, "--output", out, "--precision", "fp32",
-                    "--side-by-side", tmp_path / "sheet.png")
+                    "--side-by-side", tmp_path / "sheet.png", "--video-stats", "clip", "--clip-frames", "2",
+                    "--video-smooth", "0.5", "--video-codec", "h265", "--crf", "30")
     assert r.returncode == 0, r.stderr
     names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert names == ["anim.gif", "img_000.png", "still.png", "sub/clip.mkv"]
@@ -139,6 +140,9 @@ def test_folders_mix_images_and_videos_and_animated_gifs(ckpt, tmp_path):
             durations.append(g.info["duration"])
         assert durations == [40, 80, 120, 160]
     assert probe(out / "sub" / "clip.mkv")["frames"] == 5
+    with av.open(str(out / "sub" / "clip.mkv")) as c:
+        assert c.streams.video[0].codec_context.name == "hevc"
+    assert "clip statistics from 2 frames" in r.stderr
     assert Image.open(tmp_path / "sheet.png").height == 2 * (192 + 4) + 4  # the two stills, not the videos
 
 
@@ -147,22 +151,28 @@ def static_region_change(frames: np.ndarray) -> float:
     return float(np.abs(np.diff(frames[:, 28:, :], axis=0)).mean())
 
 
-def test_clip_and_running_statistics_reduce_flicker(ckpt, tmp_path):
+def test_clip_and_running_statistics_and_smoothing_reduce_flicker(ckpt, tmp_path):
     from gan.checkpoint import load_generator
 
     write_video(tmp_path / "clip.mp4", moving_square(16), audio_s=None, crf=0)
     net, _ = load_generator(ckpt, "AtoB")
     change = {}
-    for mode in ("frame", "running", "clip"):
-        out = tmp_path / f"{mode}.mp4"
-        n = translate_video(net, tmp_path / "clip.mp4", out, VideoOptions(stats=mode, crf=0), torch.device("cpu"),
-                            progress=False)
+    for name, opts in {"frame": VideoOptions(smooth=0), "running": VideoOptions(stats="running", smooth=0),
+                       "clip": VideoOptions(stats="clip", smooth=0), "smooth": VideoOptions()}.items():
+        out = tmp_path / f"{name}.mp4"
+        n = translate_video(net, tmp_path / "clip.mp4", out, VideoOptions(**{**opts.__dict__, "crf": 0}),
+                            torch.device("cpu"), progress=False)
         assert n == 16
-        change[mode] = static_region_change(read_frames(out))
+        change[name] = static_region_change(read_frames(out))
     # Per-frame statistics follow the moving object and repaint the static background; the clip's fixed
-    # statistics leave it alone; the running average is in between.
+    # statistics leave it alone; the running average is in between. Smoothing (the default, with per-frame
+    # statistics) carries the previous output over where the input did not change: it damps the repainting (a
+    # steady drift, which a recursive average only delays; tests/test_temporal.py pins the shimmer it removes).
     assert change["clip"] < 0.5 * change["frame"]
     assert change["running"] < 0.8 * change["frame"]
+    assert change["smooth"] < 0.8 * change["frame"]
+    with pytest.raises(GanError, match=r"--video-smooth must be in \[0, 1\)"):
+        VideoOptions(smooth=1.0).check()
 
 
 def test_broken_videos_and_unwritable_outputs(ckpt, tmp_path):
@@ -181,6 +191,11 @@ def test_broken_videos_and_unwritable_outputs(ckpt, tmp_path):
     (tmp_path / "taken").write_text("a file where the output folder should be")
     r = run_test_py("--checkpoint", ckpt, "--input", src / "good.mp4", "--output", tmp_path / "taken" / "out")
     assert r.returncode == 2 and "cannot write to the output folder" in r.stderr and "Traceback" not in r.stderr
+    # A smoothing strength out of range: one message, nothing written.
+    r = run_test_py("--checkpoint", ckpt, "--input", src / "good.mp4", "--output", tmp_path / "out3",
+                    "--video-smooth", "1.5")
+    assert r.returncode == 2 and "--video-smooth must be in [0, 1)" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out3").exists()
     # A codec the container cannot hold.
     with pytest.raises(GanError, match="cannot hold h264"):
         from gan.video import codec_for
