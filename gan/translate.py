@@ -92,7 +92,11 @@ def plan_outputs(input_path: Path, output_dir: Path, fmt: str) -> list[tuple[Pat
     if not input_path.exists():
         raise GanError(f"input not found: {input_path}")
     out_abs = output_dir.resolve()
-    sources = [p for p in find_images(input_path, VIDEO_EXTENSIONS) if not p.resolve().is_relative_to(out_abs)]
+    found = find_images(input_path, VIDEO_EXTENSIONS)
+    sources = [p for p in found if not p.resolve().is_relative_to(out_abs)]
+    if found and not sources:
+        raise GanError(f"every input is inside the output folder {output_dir} (the results would overwrite "
+                       "them): choose another --output")
     if not sources:
         raise GanError(f"no image or video files in {input_path} (looked for "
                        f"{', '.join(e.lstrip('.') for e in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)}, recursively; "

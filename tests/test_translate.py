@@ -87,6 +87,10 @@ def test_outputs_never_outside_output_dir(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(GanError, match="no image or video files in"):
         plan_outputs(tmp_path / "empty", tmp_path / "x", "png")
+    # The output folder is the input folder (or holds the input file): refused, saying why.
+    for inp in (src, src / "img_001.png"):
+        with pytest.raises(GanError, match="every input is inside the output folder .* choose another --output"):
+            plan_outputs(inp, src, "png")
 
 
 def test_reference_checkpoint_translates(tmp_path):
