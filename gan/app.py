@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from gan import GanError, ImageDecodeError
+from gan.data import resize_short_side
 
 log = logging.getLogger("gan")
 
@@ -213,16 +214,11 @@ class Engine:
     def translate(self, label: str, direction: str, image: np.ndarray, resize: int | None = None,
                   progress=None) -> np.ndarray:
         """uint8 HWC -> uint8 HWC, at full resolution (bands above 4 MP) or with the short side resized."""
-        import cv2
-
-        from gan.data import resized_hw, to_chw
+        from gan.data import to_chw
         from gan.translate import TranslateOptions, translate_image
 
         net = self.generator(label, direction)
-        if resize:
-            h, w = image.shape[:2]
-            nh, nw = resized_hw(h, w, resize)
-            image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if nh < h else cv2.INTER_CUBIC)
+        image = resize_short_side(image, resize)
         return translate_image(net, to_chw(image), self.settings.device, TranslateOptions(), self.autocast,
                                progress, as_uint8=True)
 
@@ -281,7 +277,7 @@ class Handlers:
             except GanError as e:
                 problems.append(str(e))
                 continue
-            shown = img if not resize else engine_resized(img, resize)
+            shown = resize_short_side(img, resize)
             sheet.append((side_by_side(shown, out), f"{name}: input | output ({out.shape[1]}x{out.shape[0]})"))
             downloads.append(str(save_png(out, out_dir / f"{Path(name).stem}_translated.png")))
         if len(downloads) > 1:
@@ -489,14 +485,6 @@ def build(engine: Engine, stylize_defaults: dict | None = None):
     return page
 
 
-def engine_resized(img: np.ndarray, short: int) -> np.ndarray:
-    import cv2
-
-    from gan.data import resized_hw
-
-    h, w = img.shape[:2]
-    nh, nw = resized_hw(h, w, short)
-    return cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if nh < h else cv2.INTER_CUBIC)
 
 
 def to_uint8_image(img: np.ndarray) -> np.ndarray:

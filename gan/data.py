@@ -209,6 +209,17 @@ def resized_hw(h: int, w: int, short_side: int | None) -> tuple[int, int]:
     return max(1, round(h * s)), max(1, round(w * s))
 
 
+def resize_short_side(img: np.ndarray, short_side: int | None) -> np.ndarray:
+    """uint8 HWC resized so its short side is `short_side` (area filter down, cubic up; unchanged when None)."""
+    if not short_side:
+        return img
+    import cv2
+
+    h, w = img.shape[:2]
+    nh, nw = resized_hw(h, w, short_side)
+    return cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if nh < h else cv2.INTER_CUBIC)
+
+
 def resize_center_crop(img: np.ndarray, size: int) -> np.ndarray:
     """uint8 (H, W, 3) -> (size, size, 3): short side resized to `size`, then the centre square."""
     h, w = img.shape[:2]

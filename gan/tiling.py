@@ -82,6 +82,10 @@ class Program:
     minimum: int  # ...and at least this, then crops back
     out_channels: int
 
+    def padded(self, h: int, w: int) -> tuple[int, int]:
+        """The size an h x w input is padded to (as gan.networks.pad_to_multiple does)."""
+        return tuple(max(-(-n // self.multiple) * self.multiple, self.minimum) for n in (h, w))
+
 
 def _layer(m: nn.Module) -> Op | None:
     """A layer's Op, or None when it is not one the band runner knows."""
@@ -488,7 +492,7 @@ def translate_large(net: nn.Module, image: torch.Tensor, opts: BandOptions | Non
         raise ValueError(f"no band program for {type(net).__name__}")
     h, w = image.shape[-2:]
     if image.dtype == torch.uint8:  # as pad_to_multiple pads, without a float copy of the image
-        hp, wp = (max(-(-n // prog.multiple) * prog.multiple, prog.minimum) for n in (h, w))
+        hp, wp = prog.padded(h, w)
         mode = "reflect" if hp - h < h and wp - w < w else "edge"
         padded = torch.from_numpy(np.pad(image.numpy(), ((0, 0), (0, 0), (0, hp - h), (0, wp - w)), mode=mode))
     else:
@@ -499,8 +503,7 @@ def translate_large(net: nn.Module, image: torch.Tensor, opts: BandOptions | Non
     compute = probe.dtype if probe.dtype in (torch.bfloat16, torch.float16) else torch.float32
     run = _Runner(prog, stats, padded, device, autocast, compute)
     costs = [run.cost(src) for src, _, _ in _Plan(run, prog.ops, _Shape)]
-    # `tile` sizes bands for 16-bit activations; in float32 a band holds half the pixels (the same memory).
-    tile = opts.tile if compute != torch.float32 else max(16, round(opts.tile / math.sqrt(2)))
+    tile = _compute_tile(opts.tile, float32=compute == torch.float32)
     total, done = sum(costs), 0.0
     cache = cache or Cache(opts.cache_mb * 2**20, opts.cache_dir)
     live: list[Store] = []
@@ -624,14 +627,22 @@ def plan_summary(net: nn.Module, h: int, w: int, tile: int, float32: bool = Fals
     prog = program(net, stats)
     if prog is None:
         return None
-    hp = max(-(-h // prog.multiple) * prog.multiple, prog.minimum)
-    wp = max(-(-w // prog.multiple) * prog.multiple, prog.minimum)
+    hp, wp = prog.padded(h, w)
     run = _Runner(prog, stats, torch.empty(1, 3, hp, wp, dtype=torch.uint8, device="meta"), torch.device("cpu"),
                   contextlib.nullcontext)
     passes = len(list(_Plan(run, prog.ops, _Shape)))
-    if float32:
-        tile = max(16, round(tile / math.sqrt(2)))
+    tile = _compute_tile(tile, float32)
     return passes, max(1, round(tile * tile / wp))
+
+
+def _compute_tile(tile: int, float32: bool) -> int:
+    """`tile` sizes bands for 16-bit activations; in float32 a band holds half the pixels (the same memory)."""
+    return max(16, round(tile / math.sqrt(2))) if float32 else tile
+
+
+def runs_in_bands(net) -> bool:
+    """Whether translate_large can run net (a module whose layers form a band program)."""
+    return isinstance(net, nn.Module) and program(net, NormStats(net)) is not None
 
 
 def program_channels(net: nn.Module) -> int:

@@ -25,8 +25,9 @@ from PIL import Image
 from torch import nn
 
 from gan import GanError, ImageDecodeError, tiling
-from gan.data import IMAGE_EXTENSIONS, find_images, load_image, normalize_uint8, resized_hw, to_chw, to_uint8
-from gan.video import VIDEO_EXTENSIONS, VideoOptions, is_video
+from gan.data import (IMAGE_EXTENSIONS, find_images, load_image, normalize_uint8, resize_short_side, resized_hw,
+                      to_chw, to_uint8)
+from gan.video import VIDEO_EXTENSIONS, VideoOptions, is_video, translate_video
 
 log = logging.getLogger("gan")
 
@@ -130,13 +131,7 @@ class _Images(torch.utils.data.Dataset):
             img = load_image(self.paths[i])
         except ImageDecodeError as e:
             return i, None, str(e)
-        if self.resize:
-            import cv2
-
-            h, w = img.shape[:2]
-            nh, nw = resized_hw(h, w, self.resize)
-            img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if nh < h else cv2.INTER_CUBIC)
-        return i, to_chw(img), None
+        return i, to_chw(resize_short_side(img, self.resize)), None
 
 
 def _size_batches(paths: list[Path], batch_size: int, resize: int | None) -> list[list[int]]:
@@ -238,8 +233,6 @@ def translate_folder(net: nn.Module, input_path: str | Path, output_dir: str | P
         bar.close()
     n_videos = frames = 0
     for i, (src, dst) in enumerate(videos):
-        from gan.video import translate_video
-
         log.info("video %d/%d: %s -> %s (%s statistics)", i + 1, len(videos), src, dst, opts.video.stats)
         try:
             n = translate_video(net, src, dst, _with_resize(opts.video, opts), device, autocast, progress)
@@ -302,7 +295,7 @@ def translate_image(net, image: torch.Tensor, device: torch.device, opts: Transl
     tile = band_tile(h, w, opts)
     if not tile:
         y = translate_batch(net, [image], device, opts, autocast)[0]
-    elif isinstance(net, nn.Module) and tiling.plan_summary(net, h, w, tile) is not None:
+    elif tiling.runs_in_bands(net):
         bands = tiling.BandOptions(tile=tile, cache_mb=opts.cache_mb)
         if as_uint8:
             out = np.empty((h, w, tiling.program_channels(net)), np.uint8)

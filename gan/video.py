@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from gan import GanError
-from gan.data import normalize_uint8, resized_hw, to_chw, to_uint8
+from gan.data import normalize_uint8, resize_short_side, resized_hw, to_chw, to_uint8
 from gan.normstats import NormStats
 from gan.temporal import TemporalSmoother
 
@@ -130,27 +130,17 @@ class FrameTranslator:
             return self.net(normalize_uint8(x)).float().cpu()
 
     def gather(self, frames: list[np.ndarray]) -> None:
-        self._run([_resized(f, self.opts.resize) for f in frames], "gather")
+        self._run([resize_short_side(f, self.opts.resize) for f in frames], "gather")
 
     def fix(self) -> None:
         self.stats.freeze_all()
 
     def translate(self, frames: list[np.ndarray]) -> list[np.ndarray]:
-        frames = [_resized(f, self.opts.resize) for f in frames]
+        frames = [resize_short_side(f, self.opts.resize) for f in frames]
         outs = [to_uint8(t, inplace=True) for t in self._run(frames, self.mode)]
         if self.smoother is not None:
             outs = [self.smoother(f, o) for f, o in zip(frames, outs)]
         return outs
-
-
-def _resized(img: np.ndarray, short: int | None) -> np.ndarray:
-    if not short:
-        return img
-    import cv2
-
-    h, w = img.shape[:2]
-    nh, nw = resized_hw(h, w, short)
-    return cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if nh < h else cv2.INTER_CUBIC)
 
 
 def _upright(frame) -> np.ndarray:
