@@ -183,14 +183,19 @@ class VGGFeatures(nn.Module):
         return super().train(False)  # frozen: always eval
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        # [-1, 1] -> [0, 1] -> ImageNet normalisation; out-of-place so the caller's tensor is untouched.
-        x = ((x + 1) * 0.5 - self.mean) / self.std
+        x = vgg_input(x, self.mean, self.std)
         out = {}
         for i, layer in enumerate(self.features):
             x = layer(x)
             if i in self.names:
                 out[self.names[i]] = x
         return out
+
+
+def vgg_input(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> [0, 1] -> ImageNet normalisation with VGGFeatures' mean and std, per pixel; out-of-place so
+    the caller's tensor is untouched."""
+    return ((x + 1) * 0.5 - mean) / std
 
 
 def _vgg19_features() -> nn.Sequential:

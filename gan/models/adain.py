@@ -47,13 +47,32 @@ def adain(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
 def mix_features(content: torch.Tensor, styles: list[torch.Tensor], weights: list[float] | None = None,
                  alpha: float = 1.0) -> torch.Tensor:
     """t = alpha * sum_i w_i AdaIN(content, styles[i]) + (1 - alpha) * content, with w normalised to sum 1
-    (equal when None; a zero weight leaves its style out)."""
+    (equal when None; a zero weight leaves its style out). The same sum as AdaINStylizer, written as
+    blend(normalised content, content, *style_mix(styles, weights, alpha), alpha)."""
+    mc, sc = mean_std(content)
+    return blend((content.float() - mc) / sc, content, *style_mix(styles, weights, alpha), alpha)
+
+
+def style_mix(styles: list[torch.Tensor], weights: list[float] | None, alpha: float
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) = alpha * sum_i w_i (sigma(s_i), mu(s_i)) of the style features, w normalised to sum 1:
+    sum_i w_i AdaIN(c, s_i) = n(c) * scale + shift with n(c) the content normalised by its own statistics."""
     w = [1.0] * len(styles) if weights is None else list(weights)
-    if len(w) != len(styles) or any(x < 0 for x in w) or sum(w) <= 0:
+    if not styles or len(w) != len(styles) or any(x < 0 for x in w) or sum(w) <= 0:
         raise ValueError("style weights: one per style, >= 0, with a positive sum")
     total = sum(w)
-    mixed = sum((wi / total) * adain(content, f) for wi, f in zip(w, styles) if wi > 0)
-    return alpha * mixed + (1 - alpha) * content.float()
+    scale = shift = 0.0
+    for wi, s in zip(w, styles):
+        if wi > 0:
+            ms, ss = mean_std(s)
+            scale, shift = scale + wi / total * ss, shift + wi / total * ms
+    return alpha * scale, alpha * shift
+
+
+def blend(normed: torch.Tensor, content: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+          alpha: float) -> torch.Tensor:
+    """alpha * (styled content) + (1 - alpha) * content, from style_mix's (scale, shift)."""
+    return normed.float() * scale + shift + (1 - alpha) * content.float()
 
 
 class Decoder(nn.Module):
@@ -102,7 +121,7 @@ class AdaINNet(nn.Module):
 
 
 class _VGGInput(nn.Module):
-    """[-1, 1] -> VGG's ImageNet-normalised input (what VGGFeatures.forward does first), per pixel."""
+    """The encoder's input step (losses.vgg_input) as a layer of its own: a per-pixel step of the band program."""
 
     def __init__(self, encoder: losses.VGGFeatures):
         super().__init__()
@@ -110,7 +129,7 @@ class _VGGInput(nn.Module):
         self.register_buffer("std", encoder.std.clone(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x + 1) * 0.5 - self.mean) / self.std
+        return losses.vgg_input(x, self.mean, self.std)
 
 
 class AdaINStylizer(nn.Module):
@@ -123,26 +142,18 @@ class AdaINStylizer(nn.Module):
 
     def __init__(self, net: AdaINNet, styles: list[torch.Tensor], weights: list[float] | None, alpha: float):
         super().__init__()
-        w = [1.0] * len(styles) if weights is None else list(weights)
-        if not styles or len(w) != len(styles) or any(x < 0 for x in w) or sum(w) <= 0:
-            raise ValueError("style weights: one per style, >= 0, with a positive sum")
-        total = sum(w)
         self.encoder_input = _VGGInput(net.encoder)
         self.encoder_layers = net.encoder.features  # VGG19 up to relu4_1
         self.content_norm = nn.InstanceNorm2d(512, eps=1e-5)
         self.decoder = net.decoder
         self.alpha = float(alpha)
-        scale = shift = 0.0
         with torch.no_grad():
-            for wi, s in zip(w, styles):
-                if wi > 0:
-                    ms, ss = mean_std(net.encoder(s)["relu4_1"])
-                    scale, shift = scale + wi / total * ss, shift + wi / total * ms
-        self.register_buffer("scale", self.alpha * scale, persistent=False)  # (1, 512, 1, 1)
-        self.register_buffer("shift", self.alpha * shift, persistent=False)
+            scale, shift = style_mix([net.encoder(s)["relu4_1"] for s in styles], weights, self.alpha)
+        self.register_buffer("scale", scale, persistent=False)  # (1, 512, 1, 1)
+        self.register_buffer("shift", shift, persistent=False)
 
     def mix(self, normed: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
-        return normed.float() * self.scale + self.shift + (1 - self.alpha) * raw.float()
+        return blend(normed, raw, self.scale, self.shift, self.alpha)
 
     def forward(self, content: torch.Tensor) -> torch.Tensor:
         from gan.networks import pad_to_multiple
