@@ -18,6 +18,19 @@ torch.set_num_threads(2)
 from tests.helpers import TINY, write_images  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _keep_gan_logging():
+    """Entry points called in-process set up the "gan" logger (a handler, no propagation): put it back after
+    each test, so caplog sees the records of the next one exactly once."""
+    import logging
+
+    logger = logging.getLogger("gan")
+    saved = list(logger.handlers), logger.propagate, logger.level
+    yield
+    logger.handlers[:] = saved[0]
+    logger.propagate, logger.level = saved[1], saved[2]
+
+
 @pytest.fixture
 def tiny_data(tmp_path: Path) -> Path:
     root = tmp_path / "data"

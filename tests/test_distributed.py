@@ -54,26 +54,30 @@ def test_two_ranks_match_each_other_and_a_single_process_run(tiny_overrides, tmp
 
     torch.set_num_threads(1)
     cfg = load_config(None, common + ["data.batch_size=2", "name=single"])
+    untrained = weights_of(Trainer(cfg, tmp_path / "unused"))  # the same seed: the weights both runs start from
     single = Trainer(cfg, prepare_run_dir(cfg))
     single.fit()
-    # The same global batch of 2 per step. Weights are compared through what they compute: conv biases
-    # right before an instance norm get gradients that are zero up to rounding, which Adam scales to full
-    # steps of either sign, so those biases differ while the outputs cannot.
+    # The same global batch of 2 per step, so the same gradients up to the order of float additions. That is all
+    # the comparison guarantees: Adam divides each gradient by its own running magnitude, so a gradient that is
+    # zero up to rounding (conv biases right before an instance norm, say) becomes a full step of either sign,
+    # and how large such differences grow in 4 steps depends on the CPU's kernels. So the runs are compared
+    # through what the nets compute, against how far training moved them: a DDP that trained on other data
+    # (every rank the same shard, no gradient averaging across different images) is as far from the single run
+    # as training itself went; one that matches is a small fraction of it.
     w = weights_of(single)
     from gan.networks import build_discriminator, build_generator
 
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     for name, build in (("g_ab", build_generator), ("d_b", lambda m: build_discriminator(m, 3))):
-        nets = []
-        for weights in (w, r0):
+        outs = []
+        for weights in (untrained, w, r0):
             net = build(cfg.model).eval()
             net.load_state_dict({k.split(".", 1)[1]: v for k, v in weights.items() if k.startswith(name + ".")})
-            nets.append(net)
-        with torch.no_grad():
-            diff = (nets[0](x) - nets[1](x)).abs().max().item()
-        assert diff < 2e-3, (name, diff)
-    moved = max((w[k] - r0[k]).abs().max().item() for k in w if "model.1.weight" in k)
-    assert moved < 1e-4, moved  # a weight with real gradients: equal up to rounding
+            with torch.no_grad():
+                outs.append(net(x))
+        trained = (outs[1] - outs[0]).abs().max().item()
+        diff = (outs[1] - outs[2]).abs().max().item()
+        assert trained > 0 and diff < 0.25 * trained, (name, diff, trained)
 
     # Only rank 0 wrote: every file once, every step logged once.
     run = tmp_path / "runs" / "ddp"
