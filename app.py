@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gan.cli import run, tune_allocator
+from gan.cli import add_threads_option, run, tune_allocator
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vgg-weights", default="imagenet",
                    help="VGG19 for optimisation-based stylizing: imagenet (downloaded once) or a local "
                         "vgg19-dcbb9e9d.pth; none = random weights (testing only)")
+    add_threads_option(p)
     args = p.parse_args(argv)
 
     def go() -> int:
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             cleanup(settings)
         return 0
 
-    return run(go)
+    return run(go, args.threads)
 
 
 if __name__ == "__main__":

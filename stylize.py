@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gan.cli import run, tune_allocator
+from gan.cli import add_threads_option, run, tune_allocator
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alpha", type=float, default=1.0, help="with --model: style strength, 0 (photo) to 1")
     p.add_argument("--vgg-weights", default="imagenet",
                    help="imagenet (downloaded once by torchvision) or a local vgg19-dcbb9e9d.pth")
+    add_threads_option(p)
     args = p.parse_args(argv)
 
     def go() -> int:
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                       args.overwrite, args.save_every, model=model, alpha=args.alpha)
         return 0
 
-    return run(go)
+    return run(go, args.threads)
 
 
 def _scales(opts) -> str:

@@ -15,7 +15,7 @@ import argparse
 import logging
 import sys
 
-from gan.cli import run, tune_allocator
+from gan.cli import add_threads_option, run, tune_allocator
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="auto: bf16/fp16 autocast where the hardware runs it natively, else fp32")
-    p.add_argument("--workers", type=int, default=2, help="decoding processes")
+    p.add_argument("--workers", type=int, default=2, help="decoding processes (at most the CPU cores available)")
+    add_threads_option(p)
     p.add_argument("--weights", default="ema", choices=["ema", "raw"],
                    help="ema: the generator's moving average when the run kept one (default); raw: trained weights")
     p.add_argument("--side-by-side", metavar="FILE", help="also write one PNG of input | output rows (images)")
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 log.warning("--side-by-side: no image among the inputs (videos are not shown)")
         return 0
 
-    return run(go)
+    return run(go, args.threads)
 
 
 if __name__ == "__main__":

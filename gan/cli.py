@@ -55,10 +55,22 @@ def tune_allocator() -> None:
         pass
 
 
-def run(main: Callable[[], int | None]) -> int:
-    """Call `main`; a GanError becomes `error: ...` on stderr and its exit status (2; 1 for a diverged run)."""
+def add_threads_option(parser) -> None:
+    """--threads, for every entry point that computes (train.py takes the config key train.threads)."""
+    parser.add_argument("--threads", type=int, default=0, metavar="N",
+                        help="CPU compute threads; 0 (default) = the cores available to this process "
+                             "(OMP_NUM_THREADS when set). 1 on a machine shared with other busy programs")
+
+
+def run(main: Callable[[], int | None], threads: int | None = None) -> int:
+    """Call `main` (after setting the compute threads, when given: see gan.cpus.use_threads); a GanError
+    becomes `error: ...` on stderr and its exit status (2; 1 for a diverged run)."""
     setup_logging()
     try:
+        if threads is not None:
+            from gan.cpus import use_threads
+
+            use_threads(threads)
         return main() or 0
     except GanError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -130,6 +130,7 @@ class TrainConfig:
     pool_size: int = 50
     scale_lr: Literal["none", "linear", "sqrt"] = "none"  # multiply lr by world size (or its sqrt) under DDP
     device: str = "auto"
+    threads: int = 0  # CPU compute threads per process; 0 = the cores available to it (OMP_NUM_THREADS if set)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool = True
     compile: bool = False
@@ -479,6 +480,7 @@ def validate(cfg: Config) -> None:
     for k, v in t.lr_scales.items():
         _require(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, f"train.lr_scales.{k}", v,
                  "a number > 0")
+    _require(t.threads >= 0, "train.threads", t.threads, "an integer >= 0 (0 = the cores available)")
     _require(bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device)), "train.device", t.device,
              "auto, cpu, cuda or cuda:N")
     if t.device == "cpu":

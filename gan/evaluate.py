@@ -69,6 +69,8 @@ def format_table(results: dict[str, float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from gan.cli import add_threads_option, run
+
     p = argparse.ArgumentParser(prog="python -m gan.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="checkpoint, run dir, latest_net_G*.pth or .onnx")
     p.add_argument("--input", required=True, help="images to translate (folder or file)")
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--inception-weights", default=None, help="a local copy of the FID Inception weights file")
     p.add_argument("--json", default="evaluation.json", help="where to write the results (default: %(default)s)")
     p.add_argument("--device", default="auto")
+    add_threads_option(p)
     args = p.parse_args(argv)
 
     def go() -> int:
@@ -108,9 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("wrote %s", args.json)
         return 0
 
-    from gan.cli import run
-
-    return run(go)
+    return run(go, args.threads)
 
 
 if __name__ == "__main__":
