@@ -262,6 +262,8 @@ class GeneratorInfo:
     description: str
     ngf: int | None = None
     in_channels: int = 3
+    kind: str | None = None  # the model kind (an export: the kind it was exported from, when it says)
+    name: str | None = None  # the run's name (a reference file: its name; an export: what it records)
 
 
 def load_generator(path: str | Path, direction: str = "AtoB", device: torch.device | str = "cpu",
@@ -280,7 +282,10 @@ def load_generator(path: str | Path, direction: str = "AtoB", device: torch.devi
         from gan.onnx_runtime import OnnxGenerator
 
         net = OnnxGenerator(path)
-        return net, GeneratorInfo("onnx", path, f"ONNX model {path.name} (onnxruntime)", in_channels=net.in_channels)
+        meta = export_meta(path, net.metadata.get(EXPORT_META), direction)
+        desc = f"ONNX model {path.name} ({meta.get('description', 'onnxruntime')})"
+        return net, GeneratorInfo("onnx", path, desc, in_channels=net.in_channels, kind=meta.get("kind"),
+                                  name=meta.get("name"))
     if is_torchscript(path):
         return _load_torchscript(path, direction, device)
     obj = safe_load(path)
@@ -291,7 +296,7 @@ def load_generator(path: str | Path, direction: str = "AtoB", device: torch.devi
 
         net, gcfg = load_reference_generator(obj)
         desc = f"{path} (reference CycleGAN generator: ngf {gcfg.ngf}, {gcfg.n_blocks} blocks)"
-        info = GeneratorInfo("reference", path, desc, gcfg.ngf, net.model[1].in_channels)
+        info = GeneratorInfo("reference", path, desc, gcfg.ngf, net.model[1].in_channels, "cyclegan", path.stem)
     else:
         raise GanError(f"{path}: neither a checkpoint of this project nor a reference CycleGAN generator "
                        "state_dict (latest_net_G*.pth), nor an ONNX/TorchScript export")
@@ -334,7 +339,7 @@ def _generator_from_checkpoint(obj: dict, path: Path, direction: str, weights: s
     desc = (f"{path} (run {run}, step {obj.get('step', '?')}, {name}{' EMA' if use_ema else ''}: "
             f"ngf {g.ngf}, {g.n_blocks} blocks)")
     cin = m.in_channels if direction == "AtoB" else m.out_channels
-    return net, GeneratorInfo("checkpoint", path, desc, g.ngf, cin)
+    return net, GeneratorInfo("checkpoint", path, desc, g.ngf, cin, obj["kind"], run)
 
 
 def checkpoint_kind(path: str | Path) -> str | None:
@@ -389,12 +394,33 @@ def _load_torchscript(path: Path, direction: str, device) -> tuple[nn.Module, Ge
             net = torch.jit.load(str(path), map_location=device, _extra_files=extra)
     except Exception as e:
         raise GanError(f"cannot load TorchScript model {path}: {str(e).splitlines()[0]}") from None
-    meta = json.loads(extra[EXPORT_META]) if extra[EXPORT_META] else {}
-    if not meta:
+    if not extra[EXPORT_META]:
         raise GanError(f"{path} is a TorchScript model not exported by this project (no {EXPORT_META} inside); "
                        "pass the checkpoint or run directory instead")
-    if meta.get("direction") and meta["direction"] != direction:
+    meta = export_meta(path, extra[EXPORT_META], direction)
+    desc = f"TorchScript model {path.name} ({meta.get('description', 'exported generator')})"
+    return net.eval(), GeneratorInfo("torchscript", path, desc, in_channels=int(meta.get("in_channels", 3)),
+                                     kind=meta.get("kind"), name=meta.get("name"))
+
+
+def export_meta(path: Path, text: str | None, direction: str) -> dict:
+    """The EXPORT_META record of an ONNX or TorchScript export (kind, name, direction, description), checked
+    against the direction asked for: an export holds one generator, so the other direction is refused. An
+    export without a record (made by another tool or an older version) runs as it is, with a warning."""
+    import logging
+
+    try:
+        meta = json.loads(text) if text else {}
+    except ValueError:
+        meta = {}
+    if not isinstance(meta, dict):
+        meta = {}
+    if not meta.get("direction"):
+        if meta.get("kind") != "adain":
+            logging.getLogger("gan").warning("%s records no direction: it runs as exported, whatever --direction "
+                                             "says", path)
+        return meta
+    if meta["direction"] != direction:
         raise GanError(f"{path} was exported for {meta['direction']}; pass --direction {meta['direction']} "
                        f"or export the {direction} generator")
-    desc = f"TorchScript model {path.name} ({meta.get('description', 'exported generator')})"
-    return net.eval(), GeneratorInfo("torchscript", path, desc, in_channels=int(meta.get("in_channels", 3)))
+    return meta

@@ -39,7 +39,19 @@ class _Core(nn.Module):
         return self.net.core(x)
 
 
-def export_onnx(net: nn.Module, path: Path, in_channels: int) -> None:
+def stamp_onnx(path: Path, meta: dict) -> None:
+    """Store `meta` (kind, direction, description, ...) in the ONNX file's metadata_props under EXPORT_META, the
+    same JSON the TorchScript export carries, so test.py knows the direction and refuses the other one."""
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = EXPORT_META, json.dumps(meta)
+    onnx.save(model, str(path))
+
+
+def export_onnx(net: nn.Module, path: Path, in_channels: int, meta: dict | None = None) -> None:
     core = _Core(net)
     example = torch.randn(1, in_channels, 64, 64)
     with warnings.catch_warnings():
@@ -50,6 +62,7 @@ def export_onnx(net: nn.Module, path: Path, in_channels: int) -> None:
                           "translated": {0: "batch", 2: "height", 3: "width"}},
             dynamo=False,
         )
+    stamp_onnx(path, {"in_channels": in_channels, **(meta or {})})
 
 
 def export_torchscript(net: nn.Module, path: Path, meta: dict | None = None) -> None:
@@ -81,7 +94,7 @@ def export(net: nn.Module, fmt: str, output: str | Path, in_channels: int = 3, m
     output.parent.mkdir(parents=True, exist_ok=True)
     net = net.cpu().eval()
     if fmt == "onnx":
-        export_onnx(net, output, in_channels)
+        export_onnx(net, output, in_channels, meta)
     elif fmt == "torchscript":
         export_torchscript(net, output, {"in_channels": in_channels, **(meta or {})})
     else:
@@ -126,6 +139,7 @@ def export_adain(net: nn.Module, fmt: str, output: str | Path, meta: dict | None
                               output_names=["stylized"], opset_version=17, dynamo=False,
                               dynamic_axes={"content": {2: "height", 3: "width"}, "style": {2: "sh", 3: "sw"},
                                             "stylized": {2: "height", 3: "width"}})
+            stamp_onnx(output, {"kind": "adain", **(meta or {})})
         elif fmt == "torchscript":
             with torch.no_grad():
                 traced = torch.jit.trace(core, example, check_trace=False)
@@ -153,6 +167,8 @@ def export_adain(net: nn.Module, fmt: str, output: str | Path, meta: dict | None
 
 
 def main(argv: list[str] | None = None) -> int:
+    from gan.cli import add_threads_option, run
+
     parser = argparse.ArgumentParser(prog="python -m gan.export", description="Export a generator.")
     parser.add_argument("--checkpoint", required=True, help="checkpoint file, run directory or latest_net_G*.pth")
     parser.add_argument("--format", required=True, choices=["onnx", "torchscript"])
@@ -160,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
     parser.add_argument("--weights", default="ema", choices=["ema", "raw"],
                         help="ema: the generator's moving average when the run kept one (default); raw: trained weights")
+    add_threads_option(parser)
     args = parser.parse_args(argv)
 
     def go() -> int:
@@ -176,15 +193,13 @@ def main(argv: list[str] | None = None) -> int:
         net, info = load_generator(args.checkpoint, args.direction, "cpu", args.weights)
         if info.source in ("onnx", "torchscript"):
             raise GanError(f"--checkpoint is already an exported ({info.source}) model")
-        meta = {"direction": args.direction, "description": info.description}
+        meta = {"kind": info.kind, "name": info.name, "direction": args.direction, "description": info.description}
         diff = export(net, args.format, args.output, info.in_channels, meta)
         logging.getLogger("gan").info("exported %s (%s) to %s; check: max abs difference %.2e (< %g)",
                                       info.description, args.direction, args.output, diff, TOLERANCE)
         return 0
 
-    from gan.cli import run
-
-    return run(go)
+    return run(go, args.threads)
 
 
 if __name__ == "__main__":

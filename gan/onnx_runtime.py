@@ -27,6 +27,7 @@ class OnnxGenerator:
             self.session = ort.InferenceSession(str(path), providers=providers)
         except Exception as e:
             raise GanError(f"cannot load ONNX model {path}: {e}") from None
+        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         first = self.session.get_inputs()[0]
         self.input_name = first.name
         self.in_channels = first.shape[1] if isinstance(first.shape[1], int) else 3

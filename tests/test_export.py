@@ -42,11 +42,48 @@ def test_export_cli_and_onnx_through_test_py(run_dir, tmp_path):  # noqa: F811
     assert "max abs difference" in r.stderr and onnx_path.is_file()
     (tmp_path / "in").mkdir()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (21, 34, 3), dtype=np.uint8)).save(tmp_path / "in" / "a.png")
-    r = subprocess.run([sys.executable, str(ROOT / "test.py"), "--checkpoint", str(onnx_path), "--input",
-                        str(tmp_path / "in"), "--output", str(tmp_path / "out")], capture_output=True, text=True,
-                       cwd=ROOT, env=env, timeout=300)
+
+    def translate(*args):
+        return subprocess.run([sys.executable, str(ROOT / "test.py"), "--input", str(tmp_path / "in"), "--precision",
+                               "fp32", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+
+    # The file knows what it holds: kind, run name and direction, in its ONNX metadata.
+    import json
+
+    import onnx
+
+    meta = json.loads({p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}["gan_export.json"])
+    assert meta["direction"] == "BtoA" and meta["kind"] == "cyclegan" and meta["name"] == "tiny"
+    r = translate("--checkpoint", str(onnx_path), "--output", str(tmp_path / "out"))
+    assert r.returncode == 2 and "was exported for BtoA; pass --direction BtoA" in r.stderr
+    assert not (tmp_path / "out" / "a.png").exists()
+    r = translate("--checkpoint", str(onnx_path), "--output", str(tmp_path / "out"), "--direction", "BtoA")
     assert r.returncode == 0, r.stderr
-    assert Image.open(tmp_path / "out" / "a.png").size == (34, 21)
+    got = np.asarray(Image.open(tmp_path / "out" / "a.png")).astype(int)
+    assert got.shape == (21, 34, 3)
+    for direction, same in (("BtoA", True), ("AtoB", False)):  # the checkpoint's BtoA result, not its AtoB one
+        r = translate("--checkpoint", str(run_dir), "--output", str(tmp_path / direction), "--direction", direction)
+        assert r.returncode == 0, r.stderr
+        ref = np.asarray(Image.open(tmp_path / direction / "a.png")).astype(int)
+        assert (np.abs(got - ref).max() <= 1) == same, direction
+
+
+def test_onnx_without_a_record_runs_with_a_warning(tmp_path, caplog):
+    from gan.checkpoint import load_generator
+
+    torch.manual_seed(0)
+    net = ResnetGenerator(3, 3, ngf=4, n_blocks=1).eval()
+    export(net, "onnx", tmp_path / "g.onnx", meta={"direction": "AtoB"})
+    import onnx
+
+    model = onnx.load(str(tmp_path / "g.onnx"))
+    del model.metadata_props[:]  # as another tool or an older version writes it
+    onnx.save(model, str(tmp_path / "bare.onnx"))
+    with caplog.at_level("WARNING", logger="gan"):
+        load_generator(tmp_path / "bare.onnx", "BtoA")
+    assert "records no direction" in caplog.text
+    with pytest.raises(GanError, match="was exported for AtoB"):
+        load_generator(tmp_path / "g.onnx", "BtoA")
 
 
 def test_export_refuses_unknown_format(tmp_path):
