@@ -204,7 +204,12 @@ class Engine:
         try:
             img = load_image(path)
         except ImageDecodeError as e:
-            raise GanError(f"{name}: not a readable image ({str(e).split(': ', 2)[-1]})") from None
+            # The reason may quote the file (Pillow does): a visitor sees the name they uploaded, never the
+            # server's temporary folder.
+            reason = str(e).split(": ", 2)[-1]
+            for where in {str(path), str(Path(path)), str(Path(path).resolve())}:
+                reason = reason.replace(where, name)
+            raise GanError(f"{name}: not a readable image ({reason})") from None
         mp = img.shape[0] * img.shape[1] / 1e6
         if mp > self.settings.max_megapixels:
             raise GanError(f"{name}: {img.shape[1]}x{img.shape[0]} is {mp:.1f} megapixels, above this server's limit "

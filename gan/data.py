@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from gan import ConfigError, GanError, ImageDecodeError
 from gan.config import Config, DataConfig, TransformSpec
+from gan.cpus import worker_count
 
 if TYPE_CHECKING:
     import albumentations as A
@@ -86,11 +87,16 @@ def find_images(folder: str | Path, extensions: tuple[str, ...] = ()) -> list[Pa
 def load_image(path: str | Path) -> np.ndarray:
     """Decode any common image file to uint8 RGB (H, W, 3): EXIF orientation applied; grayscale, palette,
     CMYK and 16-bit converted; transparency composited on white. Raises ImageDecodeError."""
+    return load_image_alpha(path)[0]
+
+
+def load_image_alpha(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """load_image, and the alpha channel (uint8 (H, W)) of an image with transparency, else None."""
     path = Path(path)
     try:
         with Image.open(path) as img:
             img = ImageOps.exif_transpose(img)  # also forces a full decode (truncation shows here)
-            return _to_rgb(img)
+            return _to_rgb_alpha(img)
     except Image.DecompressionBombError as e:
         raise ImageDecodeError(f"{path}: larger than the decompression-bomb limit "
                                f"({2 * Image.MAX_IMAGE_PIXELS:,} pixels), refused: {e}") from None
@@ -100,6 +106,10 @@ def load_image(path: str | Path) -> np.ndarray:
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:
+    return _to_rgb_alpha(img)[0]
+
+
+def _to_rgb_alpha(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(img).astype(np.float64)
@@ -108,13 +118,14 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         elif mode.startswith("I;16") or (arr.size and arr.max() > 255):
             arr = arr / 257.0  # 16-bit range -> 8-bit
         gray = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
+        return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2)), None
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info) or (
             mode in ("RGB", "L") and "transparency" in img.info):
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB")).copy()
-    return np.asarray(img.convert("RGB")).copy()
+        alpha = np.asarray(rgba.getchannel("A")).copy()
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB")).copy(), alpha
+    return np.asarray(img.convert("RGB")).copy(), None
 
 
 def check_image(path: Path) -> str | None:
@@ -149,7 +160,9 @@ def scan_domain(folder: str | Path, what: str = "domain", rank: int = 0, world_s
 
     folder = Path(folder)
     if not folder.exists():
-        raise GanError(f"{what}: folder not found: {folder}")
+        hint = (f" (set {what}=FOLDER, relative to data.root or absolute; the config's default names the public "
+                "datasets' folders)") if what.startswith("data.") else ""
+        raise GanError(f"{what}: folder not found: {folder}{hint}")
     found = find_images(folder)
     mine = {i: check_image(found[i]) for i in range(rank, len(found), world_size)}
     verdicts: dict[int, str | None] = {}
@@ -428,7 +441,7 @@ class TrainData:
     loader: DataLoader
     sampler: UnpairedSampler
     domain_a: Domain
-    domain_b: Domain
+    domain_b: Domain | None  # None: the model kind reads domain A only
 
     @property
     def steps_per_epoch(self) -> int:
@@ -454,23 +467,24 @@ def ensure_sample_dataset(cfg: DataConfig) -> None:
 
 def build_train_data(cfg: Config, rank: int = 0, world_size: int = 1, device: torch.device | None = None,
                      domains: tuple[str, ...] = ("A", "B")) -> TrainData:
-    """Loader of {"A", "B"} batches; with domains ("A",), of {"A"} only (domain B is still scanned, so its
-    summary and its errors are the same, but never decoded in the loop)."""
+    """Loader of {"A", "B"} batches; with domains ("A",), of {"A"} only: domain B is then neither needed nor
+    scanned (domain_b None)."""
     d = cfg.data
     transform = build_transform(d, train=True)  # config mistakes first, before any folder is scanned
     ensure_sample_dataset(d)
     domain_a = scan_domain(domain_dir(d, "train_a"), "data.train_a", rank, world_size)
-    domain_b = scan_domain(domain_dir(d, "train_b"), "data.train_b", rank, world_size)
-    dataset = UnpairedDataset(domain_a.paths, domain_b.paths if "B" in domains else None, transform, cfg.seed,
+    domain_b = scan_domain(domain_dir(d, "train_b"), "data.train_b", rank, world_size) if "B" in domains else None
+    dataset = UnpairedDataset(domain_a.paths, domain_b.paths if domain_b else None, transform, cfg.seed,
                               d.serial_batches, warn=rank == 0)
     sampler = UnpairedSampler(len(dataset), cfg.seed, shuffle=not d.serial_batches, rank=rank,
                               world_size=world_size)
     if sampler.per_rank() < d.batch_size:
         raise GanError(f"data.batch_size={d.batch_size} x {world_size} process(es) needs at least "
                        f"{d.batch_size * world_size} images per domain; the larger domain has {len(dataset)}")
+    workers = worker_count(d.num_workers, "data.num_workers", announce=rank == 0)
     loader = DataLoader(
-        dataset, batch_size=d.batch_size, sampler=sampler, num_workers=d.num_workers,
+        dataset, batch_size=d.batch_size, sampler=sampler, num_workers=workers,
         pin_memory=device is not None and device.type == "cuda", drop_last=True,
-        persistent_workers=d.num_workers > 0, worker_init_fn=_seed_worker,
+        persistent_workers=workers > 0, worker_init_fn=_seed_worker,
     )
     return TrainData(loader, sampler, domain_a, domain_b)

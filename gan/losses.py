@@ -113,8 +113,10 @@ def wasserstein_style_loss(feats: dict[str, torch.Tensor],
     for k, (mu_s, cov_s, sqrt_s) in targets.items():
         mu, cov = feature_mean_cov(feats[k])
         inner = sqrt_s @ cov @ sqrt_s
-        eig = torch.linalg.eigvalsh(0.5 * (inner + inner.T))
-        cross = eig.clamp_min(0).add(1e-8).sqrt().sum()
+        # In float64: float32 eigensolvers fail to converge on the near-singular matrices of small images
+        # (few positions, many channels), on some CPUs' LAPACK kernels.
+        eig = torch.linalg.eigvalsh(0.5 * (inner + inner.T).double())
+        cross = eig.clamp_min(0).add(1e-8).sqrt().sum().to(inner.dtype)
         w2 = (mu - mu_s).square().sum() + cov.diagonal().sum() + cov_s.diagonal().sum() - 2 * cross
         total = total + w2 / mu.shape[0]
     return total
@@ -214,6 +216,11 @@ def _vgg19_features() -> nn.Sequential:
 def _load_vgg_weights(features: nn.Sequential, weights: str, option: str) -> None:
     """Load the first len(features) layers of vgg19().features from torchvision or a local state_dict."""
     if weights == "none":
+        import logging
+
+        logging.getLogger("gan").warning(
+            "%s=none: VGG19 has random weights, so its losses measure nothing about content or style and the "
+            "pictures will mean nothing (for tests only); use imagenet or a local %s", option, VGG19_FILE)
         return
     if weights == "imagenet":
         from torchvision.models import VGG19_Weights

@@ -133,6 +133,20 @@ def fit_long_side(h: int, w: int, long_side: int) -> tuple[int, int]:
     return max(1, round(h * s)), max(1, round(w * s))
 
 
+def short_side_at_least(hw: tuple[int, int], need: int) -> tuple[int, int]:
+    """(h, w) scaled up, keeping the aspect, so that its short side is at least `need`."""
+    h, w = hw
+    if min(h, w) >= need:
+        return h, w
+    s = need / min(h, w)
+    return max(need, round(h * s)), max(need, round(w * s))
+
+
+def vgg_min_side(layers: tuple[str, ...]) -> int:
+    """The smallest short side VGG19 takes for these layers: relu{k}_i comes after k-1 halving max-pools."""
+    return 2 ** max(int(layer[4]) - 1 for layer in layers)
+
+
 # ------------------------------------------------------------------------------------------- colour
 
 
@@ -256,13 +270,18 @@ def stylize(content: np.ndarray, styles: list[np.ndarray], opts: StylizeOptions,
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if amp else contextlib.nullcontext
     gen = torch.Generator().manual_seed(opts.seed)
     h0, w0 = content.shape[:2]
-    sizes = scale_sizes(opts.size, opts.min_size)
+    need = vgg_min_side(opts.content_layers + opts.style_layers)
+    sizes = [s for s in scale_sizes(opts.size, opts.min_size) if min(fit_long_side(h0, w0, s)) >= need]
+    if not sizes:
+        raise GanError(f"--size {opts.size}: this {w0}x{h0} photo would be {min(fit_long_side(h0, w0, opts.size))} px "
+                       f"on its short side, and VGG19 needs at least {need} px for the layers used: use a larger "
+                       "--size")
     x = avg = None
     for si, long_side in enumerate(sizes):
         hw = fit_long_side(h0, w0, long_side)
         c = _to_tensor(content_work, hw, device)
-        style_ts = [_to_tensor(s, fit_long_side(*s.shape[:2], max(16, round(long_side * opts.style_scale))), device)
-                    for s in styles_f]
+        style_ts = [_to_tensor(s, short_side_at_least(fit_long_side(*s.shape[:2], max(16, round(
+            long_side * opts.style_scale))), need), device) for s in styles_f]
         targets = _Targets(vgg, c, style_ts, weights, opts, autocast)
         if x is None:
             if opts.init == "content":
@@ -425,27 +444,50 @@ def load_vgg(opts: StylizeOptions, weights: str, device: torch.device) -> torch.
     return losses.VGGFeatures(opts.content_layers + opts.style_layers, weights, "--vgg-weights").to(device)
 
 
+MAX_STYLE_PIXELS = 1_000_000  # a content + style network encodes each style image whole
+
+
+def feedforward_style_hw(h: int, w: int, style_scale: float) -> tuple[int, int]:
+    """The size a content + style network sees a style image at: its own size times `style_scale`, whatever
+    the photo's size (a painting's strokes keep their scale; a 12-megapixel photo does not blow a 96 px style
+    up to 4000 px), at most MAX_STYLE_PIXELS (larger ones are scaled down to that, keeping the aspect), at
+    least 16 px on the short side (what the encoder takes)."""
+    long_side = max(h, w) * style_scale
+    area = h * w * style_scale**2
+    if area > MAX_STYLE_PIXELS:
+        long_side *= math.sqrt(MAX_STYLE_PIXELS / area)
+    return short_side_at_least(fit_long_side(h, w, max(1, math.floor(long_side))), 16)
+
+
 @torch.no_grad()
 def stylize_feedforward(content: np.ndarray, styles: list[np.ndarray], net: torch.nn.Module, opts: StylizeOptions,
                         alpha: float = 1.0, device: torch.device | str = "cpu", max_pixels: int = 4_000_000,
                         progress: Callable[[float, str], None] | None = None) -> np.ndarray:
     """One forward pass of a content + style network (AdaIN): uint8 content and styles -> float HWC [0, 1] at
-    long side opts.size (0: the content's own size). Style weights, style scale and colour preservation as for
-    the optimisation. Contents above `max_pixels` are computed in bands with whole-image statistics
+    long side opts.size (0: the content's own size). Style weights and colour preservation as for the
+    optimisation; each style image is seen at its own size times opts.style_scale (feedforward_style_hw). Contents above `max_pixels` are computed in bands with whole-image statistics
     (gan.tiling), like big images in test.py; `progress(fraction, what)` follows them."""
+    import cv2
+
+    from gan.data import to_chw
     from gan.translate import TranslateOptions, translate_image
 
     if not 0 <= alpha <= 1:
         raise GanError(f"--alpha: invalid value {alpha}; expected a number in [0, 1]")
     opts.check(len(styles))
     device = torch.device(device)
-    content_f, work, styles_f = _prepare_colours(content, styles, opts.preserve_color)
     h, w = content.shape[:2]
     hw = fit_long_side(h, w, opts.size) if opts.size else (h, w)
-    c = _to_tensor(work, hw, "cpu")
-    long_side = max(hw)
-    style_ts = [_to_tensor(s, fit_long_side(*s.shape[:2], max(16, round(long_side * opts.style_scale))), device)
-                for s in styles_f]
+    content_f, work, styles_f = _prepare_colours(content, styles, opts.preserve_color)
+    if opts.preserve_color == "luminance":  # the method sees a grey photo; its chroma comes back in _finish
+        image = _to_tensor(work, hw, "cpu")[0]
+    else:
+        # The photo goes in as uint8 and the band runner converts it band by band: a 12-megapixel photo costs
+        # no full-size float copies.
+        content_f = work = None
+        image = to_chw(content if hw == (h, w) else cv2.resize(
+            content, hw[::-1], interpolation=cv2.INTER_AREA if hw[0] < h else cv2.INTER_CUBIC))
+    style_ts = [_to_tensor(s, feedforward_style_hw(*s.shape[:2], opts.style_scale), device) for s in styles_f]
     amp = opts.precision == "bf16"
 
     def autocast():
@@ -453,8 +495,10 @@ def stylize_feedforward(content: np.ndarray, styles: list[np.ndarray], net: torc
 
     with autocast():
         stylizer = net.stylizer(style_ts, normalised_weights(opts.style_weights, len(styles)), alpha)
-    out = translate_image(stylizer, c[0], device, TranslateOptions(max_pixels=max_pixels), autocast, progress)
-    return _finish(out[None].float().clamp(-1, 1), content_f, opts)
+    out = translate_image(stylizer, image, device, TranslateOptions(max_pixels=max_pixels), autocast, progress)
+    if content_f is not None:
+        return _finish(out[None].float().clamp(-1, 1), content_f, opts)
+    return out.float().clamp_(-1, 1).add_(1).div_(2).permute(1, 2, 0).numpy()  # in place: one full-size copy
 
 
 def stylize_files(content_arg: str | Path, style_paths: list[str | Path], output: str | Path, opts: StylizeOptions,

@@ -43,7 +43,8 @@ from gan import DivergenceError, GanError
 from gan import checkpoint as ckpt_io
 from gan import distributed as dist_utils
 from gan.config import Config, from_dict, save_config, to_dict
-from gan.data import TrainData, build_train_data
+from gan.cpus import use_threads
+from gan.data import TrainData, build_train_data, domain_dir
 from gan.distributed import barrier, get_rank, get_world_size, is_main, resolve_device
 from gan.models import kind_class
 from gan.models.base import TrainModel
@@ -484,21 +485,33 @@ class Trainer:
             caption += "  /  EMA: " + " | ".join(f"{DIRECTION_INPUT[d]} | {d}" for d in self.model.generators)
         self.tracker.log_sample(self.step, make_grid(rows), caption=caption)
 
+    def _held_out_line(self) -> str | None:
+        """Said once at the start when training has no held-out photos to show or score."""
+        test_a = domain_dir(self.cfg.data, "test_a")
+        if self.cfg.eval.every or test_a.is_dir():
+            return None
+        return (f"held-out   none: data.test_a ({test_a}) is not a folder, so samples show training crops only and "
+                "nothing is evaluated (point data.test_a at held-out photos and set eval.every=N to score them)")
+
     def _print_summary(self) -> None:
         if not is_main():
             return
         d, t = self.data, self.cfg.train
-        skipped = len(d.domain_a.skipped) + len(d.domain_b.skipped)
+        b = d.domain_b
+        skipped = len(d.domain_a.skipped) + (len(b.skipped) if b else 0)
         params = {name: count_parameters(net) for name, net in self.nets.items()}
         lines = [
             f"run        {self.run_dir}",
             f"device     {self.device} ({t.precision}{', compiled' if t.compile else ''}"
+            f"{f', {torch.get_num_threads()} CPU threads' if self.device.type == 'cpu' else ''}"
             f"{f', {self.world_size} processes' if self.world_size > 1 else ''})",
             f"data       A: {len(d.domain_a.paths)} images in {d.domain_a.folder}"
             f"{f' ({len(d.domain_a.skipped)} skipped)' if d.domain_a.skipped else ''}",
-            f"           B: {len(d.domain_b.paths)} images in {d.domain_b.folder}"
-            f"{f' ({len(d.domain_b.skipped)} skipped)' if d.domain_b.skipped else ''}",
+            (f"           B: {len(b.paths)} images in {b.folder}"
+             f"{f' ({len(b.skipped)} skipped)' if b.skipped else ''}") if b else
+            f"           B: not read by model kind {self.cfg.model.kind}",
             f"           {skipped} unreadable file(s) skipped" if skipped else None,
+            self._held_out_line(),
             f"model      {self.cfg.model.kind}: " + ", ".join(f"{k} {v:,}" for k, v in params.items()) + " params",
             f"schedule   {self.total_steps()} steps ({self.steps_per_epoch} per epoch, batch "
             f"{self.cfg.data.batch_size} x {self.world_size} process(es)), lr {self.base_lr:g} {t.lr_policy}"
@@ -506,7 +519,7 @@ class Trainer:
         ]
         log.info("\n".join(line for line in lines if line))
         self.tracker.summary({
-            "images_a": len(d.domain_a.paths), "images_b": len(d.domain_b.paths), "skipped_files": skipped,
+            "images_a": len(d.domain_a.paths), "images_b": len(b.paths) if b else 0, "skipped_files": skipped,
             **{f"params_{k}": v for k, v in params.items()},
         })
 
@@ -546,7 +559,7 @@ def _progress(total: int, initial: int):
 
 RESUMABLE_KEYS = (
     "train.epochs", "train.epochs_decay", "train.max_steps", "train.log_every", "train.sample_every",
-    "train.save_every", "train.keep_last", "train.device", "train.precision", "train.compile",
+    "train.save_every", "train.keep_last", "train.device", "train.threads", "train.precision", "train.compile",
     "train.channels_last", "train.scale_lr", "train.ema_decay", "data.root", "data.train_a", "data.train_b", "data.test_a", "data.test_b",
     "data.num_workers", "tracking.", "eval.",
 )
@@ -593,6 +606,7 @@ def train(cfg: Config | None, resume: str | Path | None = None, overrides: list[
         run_dir = ckpt_io.run_dir_of(Path(state["path"]))
     else:
         state = None
+    use_threads(cfg.train.threads)
     dist_utils.init(cfg.train.device)
     try:
         if state is None:

@@ -25,8 +25,9 @@ from PIL import Image
 from torch import nn
 
 from gan import GanError, ImageDecodeError, tiling
-from gan.data import (IMAGE_EXTENSIONS, find_images, load_image, normalize_uint8, resize_short_side, resized_hw,
-                      to_chw, to_uint8)
+from gan.cpus import worker_count
+from gan.data import (IMAGE_EXTENSIONS, find_images, load_image, load_image_alpha, normalize_uint8,
+                      resize_short_side, resized_hw, to_chw, to_uint8)
 from gan.video import VIDEO_EXTENSIONS, VideoOptions, is_video, translate_video
 
 log = logging.getLogger("gan")
@@ -118,7 +119,8 @@ def plan_outputs(input_path: Path, output_dir: Path, fmt: str) -> list[tuple[Pat
 
 class _Images(torch.utils.data.Dataset):
     """Decodes (and optionally resizes) in DataLoader workers into uint8 (C, H, W) tensors (a quarter of the
-    float size to pass between processes and to the GPU); a failure comes back as its message."""
+    float size to pass between processes and to the GPU), with the alpha channel of an image that has one
+    (the RGB composited on white is what the generator sees); a failure comes back as its message."""
 
     def __init__(self, paths: list[Path], resize: int | None):
         self.paths, self.resize = paths, resize
@@ -128,10 +130,11 @@ class _Images(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         try:
-            img = load_image(self.paths[i])
+            img, alpha = load_image_alpha(self.paths[i])
         except ImageDecodeError as e:
-            return i, None, str(e)
-        return i, to_chw(resize_short_side(img, self.resize)), None
+            return i, None, str(e), None
+        alpha = None if alpha is None else resize_short_side(alpha, self.resize)
+        return i, to_chw(resize_short_side(img, self.resize)), None, alpha
 
 
 def _size_batches(paths: list[Path], batch_size: int, resize: int | None) -> list[list[int]]:
@@ -192,7 +195,7 @@ def translate_folder(net: nn.Module, input_path: str | Path, output_dir: str | P
     sources = [s for s, _ in pairs]
     loader = torch.utils.data.DataLoader(
         _Images(sources, opts.resize), batch_sampler=_size_batches(sources, opts.batch_size, opts.resize),
-        num_workers=opts.workers, collate_fn=_collate, pin_memory=device.type == "cuda",
+        num_workers=worker_count(opts.workers, "--workers"), collate_fn=_collate, pin_memory=device.type == "cuda",
     )
     skipped: list[tuple[Path, str]] = []
     written = 0
@@ -204,8 +207,9 @@ def translate_folder(net: nn.Module, input_path: str | Path, output_dir: str | P
     with ThreadPoolExecutor(max_workers=2) as writer, torch.no_grad():
         pending = []
         for items in loader:
-            good = [(i, t) for i, t, _ in items if t is not None]
-            for i, _, err in items:
+            good = [(i, t) for i, t, _, _ in items if t is not None]
+            alphas = {i: a for i, _, _, a in items if a is not None}
+            for i, _, err, _ in items:
                 if err is not None and single:
                     raise GanError(err)
                 if err is not None:
@@ -223,7 +227,7 @@ def translate_folder(net: nn.Module, input_path: str | Path, output_dir: str | P
             if good:
                 for (i, _), out in zip(good, outs):
                     img = out if isinstance(out, np.ndarray) else to_uint8(out, inplace=True)
-                    pending.append(writer.submit(_write, img, pairs[i][1], opts.fmt))
+                    pending.append(writer.submit(_write, img, pairs[i][1], opts.fmt, alphas.get(i)))
                     written += 1
             if bar is not None:
                 bar.update(len(items))
@@ -343,11 +347,17 @@ def _fraction_bar(enabled: bool, name: str):
         bar.close()
 
 
-def _write(img: np.ndarray, path: Path, fmt: str) -> None:
+ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")  # outputs that keep an input's transparency (JPEG, BMP: opaque on white)
+
+
+def _write(img: np.ndarray, path: Path, fmt: str, alpha: np.ndarray | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     kwargs = {"quality": 95} if FORMATS[fmt] in ("JPEG", "WEBP") else {}
     tmp = path.with_name(f".{path.name}.part")
-    Image.fromarray(img).save(tmp, format=FORMATS[fmt], **kwargs)
+    out = Image.fromarray(img)
+    if alpha is not None and FORMATS[fmt] in ALPHA_FORMATS and alpha.shape == img.shape[:2]:
+        out.putalpha(Image.fromarray(alpha))
+    out.save(tmp, format=FORMATS[fmt], **kwargs)
     tmp.replace(path)
 
 

@@ -43,3 +43,19 @@ def test_engine_opens_only_listed_models_and_checks_uploads(catalog, tmp_path):
     (tmp_path / "junk.jpg").write_bytes(b"nope")
     with pytest.raises(GanError, match="junk.jpg: not a readable image"):
         engine.read(tmp_path / "junk.jpg")
+
+
+def test_upload_errors_name_the_upload_never_the_servers_folder(tmp_path):
+    """Gradio keeps uploads in a hashed temporary folder; Pillow's reasons quote the full path. A visitor sees
+    only the name they uploaded."""
+    from gan.app import Catalog
+
+    upload = tmp_path / "gradio" / "3f9a1c0e5b7d" / "holiday.png"
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)  # a PNG signature, then nothing readable
+    engine = Engine(Catalog(), Settings(torch.device("cpu"), "fp32", workdir=tmp_path / "w"))
+    with pytest.raises(GanError) as e:
+        engine.read(str(upload))
+    text = str(e.value)
+    assert text.startswith("holiday.png: not a readable image")
+    assert str(tmp_path) not in text and "3f9a1c0e5b7d" not in text and "gradio" not in text

@@ -221,3 +221,47 @@ def test_stylize_model_refuses_one_input_models(tiny_overrides, tmp_path):
     with pytest.raises(GanError, match="is a cyclegan model: stylize.py --model takes an adain model"):
         load_style_network(tmp_path / "runs" / "tiny")
     assert load_generator(tmp_path / "runs" / "tiny")[1].source == "checkpoint"
+
+
+def test_style_kind_needs_no_painting_folder_when_style_images_are_given(tiny_overrides, tmp_path):
+    style_img = write_images(tmp_path / "style", 1, size=(40, 40), seed=5)[0]
+    cfg = load_config(None, tiny_overrides + STYLE_KIND + [f"loss.vgg.style_images={style_img}",
+                                                          "data.train_b=no_such_folder", "train.max_steps=1"])
+    trainer = Trainer(cfg, prepare_run_dir(cfg))
+    assert trainer.data.domain_b is None
+    trainer.fit()
+    assert trainer.step == 1
+    # Without style images the painting folder is where the style comes from, and its absence is named.
+    cfg = load_config(None, tiny_overrides + STYLE_KIND + ["data.train_b=no_such_folder", "name=other"])
+    with pytest.raises(GanError, match="no_such_folder"):
+        Trainer(cfg, tmp_path / "runs" / "other")
+
+
+def test_feedforward_styles_keep_their_own_scale():
+    """A content + style network sees each style image at its own size times --style-scale, whatever the photo's
+    size (a 96 px style is not blown up to a big photo's size), at most MAX_STYLE_PIXELS."""
+    from torch import nn
+
+    from gan.stylize import MAX_STYLE_PIXELS, StylizeOptions, feedforward_style_hw, stylize_feedforward
+
+    assert feedforward_style_hw(96, 64, 1.0) == (96, 64)
+    assert feedforward_style_hw(96, 64, 2.0) == (192, 128)
+    h, w = feedforward_style_hw(3000, 4000, 1.0)
+    assert h * w <= MAX_STYLE_PIXELS and abs(w / h - 4 / 3) < 0.01
+    assert max(feedforward_style_hw(10, 10, 0.1)) == 16
+
+    seen = []
+
+    class Recorder:
+        def stylizer(self, styles, weights, alpha):
+            seen.extend(tuple(s.shape[-2:]) for s in styles)
+            return nn.Identity()
+
+    rng = np.random.default_rng(0)
+    style = rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    for size in (0, 32):
+        photo = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+        out = stylize_feedforward(photo, [style], Recorder(), StylizeOptions(size=size, style_scale=1.5,
+                                                                             precision="fp32"))
+        assert out.shape[:2] == ((90, 120) if size == 0 else (24, 32))
+    assert seen == [(72, 60), (72, 60)]

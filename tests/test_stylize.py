@@ -157,6 +157,7 @@ def test_cli_folder_16bit_intermediates_and_no_overwrite(tmp_path):
     assert a.dtype == np.uint16 and a.shape == (23, 32, 3) and b.shape == (32, 22, 3)
     assert len(list((tmp_path / "out").glob("a_scale*_it*.png"))) == 3 * 2  # scales 16, 23, 32 x 2 iterations
     assert "broken.png" in r.stderr and not (tmp_path / "out" / "broken.png").exists()
+    assert "--vgg-weights=none: VGG19 has random weights" in r.stderr and "pictures will mean nothing" in r.stderr
     stamp = (tmp_path / "out" / "a.png").stat().st_mtime_ns
     r = run_stylize("--content", tmp_path / "photos", "--output", tmp_path / "out", *common)
     assert r.returncode == 2 and "exist already" in r.stderr and "--overwrite" in r.stderr
@@ -219,3 +220,22 @@ def test_stylize_files_checks_everything_before_starting(tmp_path, vgg):
         stylize_files(tmp_path / "c", [tmp_path / "s.png"], tmp_path / "o", StylizeOptions(**FAST), vgg,
                       torch.device("cpu"), progress=False)
     assert (tmp_path / "o" / "a.png").read_bytes() == b"keep me"
+
+
+def test_scales_too_small_for_the_deepest_layer_are_skipped_or_refused():
+    """relu5_1 comes after four halvings: a short side under 16 px has no position left there. Such scales are
+    skipped; a photo whose final size is still too small is refused with the numbers (not a traceback)."""
+    from gan.stylize import vgg_min_side
+
+    assert vgg_min_side(("relu1_1",)) == 1 and vgg_min_side(("relu4_1", "relu2_2")) == 8
+    assert vgg_min_side(("relu5_1",)) == 16
+    opts = StylizeOptions(size=64, min_size=16, iterations=1, precision="fp32", style_layers=("relu5_1",),
+                          content_layers=("relu4_2",))
+    torch.manual_seed(0)
+    vgg = losses.VGGFeatures(["relu4_2", "relu5_1"], "none")
+    history = []
+    out = stylize(smooth_image(48, 64, 1), [smooth_image(32, 32, 2)], opts, vgg, progress=False, history=history)
+    assert out.shape[:2] == (48, 64)
+    assert len({si for si, _, _ in history}) == 4  # 16 px wide is 12 px high: that scale is skipped
+    with pytest.raises(GanError, match="would be 12 px on its short side, and VGG19 needs at least 16 px"):
+        stylize(smooth_image(12, 64, 1), [smooth_image(32, 32, 2)], opts, vgg, progress=False)

@@ -298,3 +298,18 @@ def test_keep_last_prunes(tiny_overrides, tmp_path):
     names = sorted(p.name for p in (tmp_path / "runs" / "tiny" / "checkpoints").iterdir())
     assert names == ["step_0000006.pt", "step_0000008.pt"]
     assert not list((tmp_path / "runs" / "tiny").rglob("*.tmp-*"))
+
+
+def test_no_held_out_photos_is_said_once_at_the_start(tiny_overrides, caplog, monkeypatch):
+    import logging
+
+    monkeypatch.setattr(logging.getLogger("gan"), "propagate", True)
+    cfg = load_config(None, tiny_overrides + ["data.test_a=missing", "train.max_steps=1", "name=nohold"])
+    with caplog.at_level(logging.INFO, logger="gan"):
+        Trainer(cfg, prepare_run_dir(cfg)).fit()
+    assert caplog.text.count("held-out   none: data.test_a") == 1 and "missing) is not a folder" in caplog.text
+    caplog.clear()
+    cfg = load_config(None, tiny_overrides + ["train.max_steps=1", "name=withhold"])  # testA exists
+    with caplog.at_level(logging.INFO, logger="gan"):
+        Trainer(cfg, prepare_run_dir(cfg)).fit()
+    assert "held-out" not in caplog.text

@@ -131,3 +131,22 @@ def test_bad_checkpoint_and_device_messages(tmp_path):
     torch.save({"a": 1}, tmp_path / "y.pt")
     r = run_test_py("--checkpoint", str(tmp_path / "y.pt"), "--input", str(tmp_path / "in"), "--output", str(tmp_path / "o"))
     assert r.returncode == 2 and "neither a checkpoint of this project nor a reference" in r.stderr
+
+
+def test_transparency_is_kept_where_the_format_has_it(run_dir, tmp_path):  # noqa: F811
+    """A PNG cut-out stays a cut-out: the generator sees it on white, the output gets the input's alpha back
+    (PNG, WebP, TIFF); a JPEG output is opaque, composited on white."""
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (24, 32, 4), dtype=np.uint8)
+    rgba[:, :10, 3] = 0  # a transparent band on the left
+    Image.fromarray(rgba, "RGBA").save(src / "cut.png")
+    outs = {}
+    for fmt in ("png", "webp", "jpg"):
+        translate_folder(load_generator(run_dir)[0], src, tmp_path / fmt,
+                         TranslateOptions(fmt=fmt, precision="fp32", workers=0), progress=False)
+        outs[fmt] = Image.open(tmp_path / fmt / f"cut.{fmt}")
+    assert outs["png"].mode == "RGBA" and np.array_equal(np.asarray(outs["png"])[..., 3], rgba[..., 3])
+    assert outs["webp"].mode == "RGBA"
+    assert outs["jpg"].mode == "RGB"
