@@ -345,6 +345,7 @@ class Trainer:
         self._print_summary()
         bar = _progress(self.total_steps(), self.step) if is_main() else None
         window_start, data_wait = time.perf_counter(), 0.0
+        estimate = _RunEstimate(self.step) if is_main() else None
         stop = False
         with self._signals():
             while not self.finished() and not stop:
@@ -364,6 +365,8 @@ class Trainer:
                     done = self.finished()
                     if bar is not None:
                         bar.update(1)
+                    if estimate is not None:
+                        estimate.after_step(self.step, self.total_steps())
                     if self.step % t.log_every == 0 or done:
                         elapsed = time.perf_counter() - window_start
                         metrics = self._log(elapsed, data_wait)
@@ -553,6 +556,35 @@ def _progress(total: int, initial: int):
     # Redrawn every second on a terminal; every 30 s into a log file, so logs stay readable.
     interval = 1.0 if sys.stderr.isatty() else 30.0
     return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, smoothing=0.1, mininterval=interval)
+
+
+class _RunEstimate:
+    """Says once, early, what the whole run will cost at the speed measured so far, so that a run which would
+    take days is known to in seconds, not found out from a progress bar redrawn every 30 s in a log file."""
+
+    STEPS = 10  # steps timed after the first (which includes start-up and warm-up)
+
+    def __init__(self, start_step: int):
+        self.start_step, self.t0 = start_step, None
+
+    def after_step(self, step: int, total: int) -> None:
+        done = step - self.start_step
+        if done == 1:
+            self.t0 = time.perf_counter()
+        elif done == 1 + self.STEPS and self.t0 is not None:
+            per_step = (time.perf_counter() - self.t0) / self.STEPS
+            log.info("%.3g s/step over steps %d-%d: the %d steps left take about %s", per_step, step - self.STEPS + 1,
+                     step, total - step, _duration(per_step * (total - step)))
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 # ------------------------------------------------------------------------------------- entry helpers

@@ -313,3 +313,17 @@ def test_no_held_out_photos_is_said_once_at_the_start(tiny_overrides, caplog, mo
     with caplog.at_level(logging.INFO, logger="gan"):
         Trainer(cfg, prepare_run_dir(cfg)).fit()
     assert "held-out" not in caplog.text
+
+
+def test_the_whole_runs_time_is_said_after_the_first_steps(tiny_overrides, caplog, monkeypatch):
+    import logging
+
+    from gan.trainer import _duration
+
+    monkeypatch.setattr(logging.getLogger("gan"), "propagate", True)
+    cfg = load_config(None, tiny_overrides + ["train.max_steps=14", "train.save_every=100"])
+    with caplog.at_level(logging.INFO, logger="gan"):
+        Trainer(cfg, prepare_run_dir(cfg)).fit()
+    said = [r.getMessage() for r in caplog.records if "s/step over steps" in r.getMessage()]
+    assert len(said) == 1 and "over steps 2-11: the 3 steps left take about" in said[0]
+    assert [_duration(s) for s in (42, 600, 7200, 3 * 86400)] == ["42 s", "10 min", "2.0 h", "3.0 days"]
