@@ -226,11 +226,17 @@ def resize_short_side(img: np.ndarray, short_side: int | None) -> np.ndarray:
     """uint8 HWC resized so its short side is `short_side` (area filter down, cubic up; unchanged when None)."""
     if not short_side:
         return img
+    return resize_to(img, resized_hw(*img.shape[:2], short_side))
+
+
+def resize_to(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """uint8 HW or HWC resized to hw = (h, w): area filter down, cubic up; the array itself when already so."""
     import cv2
 
-    h, w = img.shape[:2]
-    nh, nw = resized_hw(h, w, short_side)
-    return cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if nh < h else cv2.INTER_CUBIC)
+    h = img.shape[0]
+    if tuple(img.shape[:2]) == tuple(hw):
+        return img
+    return cv2.resize(img, (hw[1], hw[0]), interpolation=cv2.INTER_AREA if hw[0] < h else cv2.INTER_CUBIC)
 
 
 def resize_center_crop(img: np.ndarray, size: int) -> np.ndarray:

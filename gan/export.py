@@ -51,7 +51,8 @@ def stamp_onnx(path: Path, meta: dict) -> None:
     onnx.save(model, str(path))
 
 
-def export_onnx(net: nn.Module, path: Path, in_channels: int, meta: dict | None = None) -> None:
+def export_onnx(net: nn.Module, path: Path, in_channels: int, record: dict) -> None:
+    """The ONNX graph of the generator proper, with `record` (EXPORT_META) in its metadata."""
     core = _Core(net)
     example = torch.randn(1, in_channels, 64, 64)
     with warnings.catch_warnings():
@@ -62,7 +63,7 @@ def export_onnx(net: nn.Module, path: Path, in_channels: int, meta: dict | None 
                           "translated": {0: "batch", 2: "height", 3: "width"}},
             dynamo=False,
         )
-    stamp_onnx(path, {"in_channels": in_channels, **(meta or {})})
+    stamp_onnx(path, record)
 
 
 def export_torchscript(net: nn.Module, path: Path, meta: dict | None = None) -> None:
@@ -93,10 +94,11 @@ def export(net: nn.Module, fmt: str, output: str | Path, in_channels: int = 3, m
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     net = net.cpu().eval()
+    record = {"in_channels": in_channels, **(meta or {})}  # what the file says about itself (EXPORT_META)
     if fmt == "onnx":
-        export_onnx(net, output, in_channels, meta)
+        export_onnx(net, output, in_channels, record)
     elif fmt == "torchscript":
-        export_torchscript(net, output, {"in_channels": in_channels, **(meta or {})})
+        export_torchscript(net, output, record)
     else:
         raise GanError(f"--format must be onnx or torchscript, got {fmt!r}")
     diff = check_export(net, output, fmt, in_channels)
@@ -131,6 +133,7 @@ def export_adain(net: nn.Module, fmt: str, output: str | Path, meta: dict | None
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     core = AdaINCore(net.cpu().eval()).eval()
+    record = {"kind": "adain", **(meta or {})}  # what the file says about itself (EXPORT_META)
     example = (torch.rand(1, 3, 64, 64) * 2 - 1, torch.rand(1, 3, 48, 48) * 2 - 1, torch.tensor(1.0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -139,11 +142,11 @@ def export_adain(net: nn.Module, fmt: str, output: str | Path, meta: dict | None
                               output_names=["stylized"], opset_version=17, dynamo=False,
                               dynamic_axes={"content": {2: "height", 3: "width"}, "style": {2: "sh", 3: "sw"},
                                             "stylized": {2: "height", 3: "width"}})
-            stamp_onnx(output, {"kind": "adain", **(meta or {})})
+            stamp_onnx(output, record)
         elif fmt == "torchscript":
             with torch.no_grad():
                 traced = torch.jit.trace(core, example, check_trace=False)
-            torch.jit.save(traced, str(output), _extra_files={EXPORT_META: json.dumps({"kind": "adain", **(meta or {})})})
+            torch.jit.save(traced, str(output), _extra_files={EXPORT_META: json.dumps(record)})
         else:
             raise GanError(f"--format must be onnx or torchscript, got {fmt!r}")
     g = torch.Generator().manual_seed(0)

@@ -465,11 +465,10 @@ def stylize_feedforward(content: np.ndarray, styles: list[np.ndarray], net: torc
                         progress: Callable[[float, str], None] | None = None) -> np.ndarray:
     """One forward pass of a content + style network (AdaIN): uint8 content and styles -> float HWC [0, 1] at
     long side opts.size (0: the content's own size). Style weights and colour preservation as for the
-    optimisation; each style image is seen at its own size times opts.style_scale (feedforward_style_hw). Contents above `max_pixels` are computed in bands with whole-image statistics
-    (gan.tiling), like big images in test.py; `progress(fraction, what)` follows them."""
-    import cv2
-
-    from gan.data import to_chw
+    optimisation; each style image is seen at its own size times opts.style_scale (feedforward_style_hw).
+    Contents above `max_pixels` are computed in bands with whole-image statistics (gan.tiling), like big images
+    in test.py; `progress(fraction, what)` follows them."""
+    from gan.data import resize_to, to_chw
     from gan.translate import TranslateOptions, translate_image
 
     if not 0 <= alpha <= 1:
@@ -485,8 +484,7 @@ def stylize_feedforward(content: np.ndarray, styles: list[np.ndarray], net: torc
         # The photo goes in as uint8 and the band runner converts it band by band: a 12-megapixel photo costs
         # no full-size float copies.
         content_f = work = None
-        image = to_chw(content if hw == (h, w) else cv2.resize(
-            content, hw[::-1], interpolation=cv2.INTER_AREA if hw[0] < h else cv2.INTER_CUBIC))
+        image = to_chw(resize_to(content, hw))
     style_ts = [_to_tensor(s, feedforward_style_hw(*s.shape[:2], opts.style_scale), device) for s in styles_f]
     amp = opts.precision == "bf16"
 
