@@ -645,9 +645,11 @@ def train(cfg: Config | None, resume: str | Path | None = None, overrides: list[
             run_dir = check_run_dir(cfg)
         trainer = Trainer(cfg, run_dir, resume=state, vgg_weights=vgg_weights)  # nothing on disk until fit()
         try:
-            return trainer.fit()
+            last = trainer.fit()
         finally:
             if trainer.tracker is not None:
                 trainer.tracker.close()
+        barrier()  # every process done before any tears the group down (gloo aborts on a peer already gone)
+        return last
     finally:
         dist_utils.shutdown()

@@ -36,6 +36,7 @@ def _worker(rank: int, world: int, port: int, overrides: list[str], out: str) ->
         trainer.fit()
         torch.save({k: v for n, net in trainer.nets.items() for k, v in
                     ((f"{n}.{k}", v) for k, v in net.state_dict().items())}, Path(out) / f"rank{rank}.pt")
+        distributed.barrier()  # as gan.trainer.train does: both ranks done before the group is torn down
     finally:
         distributed.shutdown()
 
