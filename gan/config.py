@@ -68,6 +68,7 @@ class GeneratorConfig:
     dropout: bool = False
     upsample: Literal["transpose", "resize_conv"] = "transpose"
     skip: Literal["none", "identity", "color"] = "none"  # start as the identity map (+ a colour path)
+    antialias: bool = False  # blur-pooled downsampling, blurred (bilinear) upsampling: CUT's default
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,15 @@ class InitConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    kind: Literal["cyclegan", "style", "adain"] = "cyclegan"  # a key of gan.models.KINDS
+    kind: str = "cyclegan"  # a key of gan.models.KINDS
     in_channels: int = 3
     out_channels: int = 3
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     init: InitConfig = field(default_factory=InitConfig)
+    # The kind's own section (a frozen dataclass the kind declares as `Section`), written `model.<kind>:` in
+    # YAML; None for a kind without one.
+    options: Any = field(default=None, metadata={"section_of": "kind"})
 
 
 @dataclass(frozen=True)
@@ -253,7 +257,15 @@ def build_section(cls: type, raw: dict, prefix: str) -> Any:
 def to_dict(cfg: Any) -> Any:
     """Plain dicts, lists and scalars (YAML- and torch.load(weights_only=True)-safe)."""
     if dataclasses.is_dataclass(cfg):
-        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+        out = {}
+        for f in dataclasses.fields(cfg):
+            value = getattr(cfg, f.name)
+            if "section_of" in f.metadata:  # a kind's own section, under the kind's name
+                if value is not None:
+                    out[getattr(cfg, f.metadata["section_of"])] = to_dict(value)
+                continue
+            out[f.name] = to_dict(value)
+        return out
     if isinstance(cfg, (list, tuple)):
         return [to_dict(v) for v in cfg]
     if isinstance(cfg, dict):
@@ -282,6 +294,8 @@ def all_keys(cls: type = Config, prefix: str = "") -> list[str]:
     """Every dotted key of the schema (used for suggestions and documentation)."""
     keys = []
     for f in dataclasses.fields(cls):
+        if "section_of" in f.metadata:
+            continue
         path = f"{prefix}{f.name}"
         keys.append(path)
         sub = _dataclass_of(_hints(cls)[f.name])
@@ -325,15 +339,46 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     if not isinstance(raw, dict):
         _fail(prefix.rstrip(".") or "config", raw, "a mapping")
     hints = _hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in raw:
-        if key not in names:
-            raise ConfigError(f"{prefix}{key}: unknown key{_suggest(str(key), names, prefix)}")
+    fields = dataclasses.fields(cls)
+    names = [f.name for f in fields if "section_of" not in f.metadata]
     values = {}
+    for f in fields:
+        if "section_of" in f.metadata:
+            values[f.name] = _kind_section(raw, prefix, raw.get(f.metadata["section_of"], "cyclegan"))
+    for key in raw:
+        if key not in names and key not in _kind_names():
+            raise ConfigError(f"{prefix}{key}: unknown key{_suggest(str(key), names, prefix)}")
     for name in names:
         if name in raw:
             values[name] = _convert(hints[name], raw[name], f"{prefix}{name}")
     return cls(**values)
+
+
+def _kind_names() -> tuple[str, ...]:
+    from gan.models import KINDS  # the kinds own their sections; they import this module, not the reverse
+
+    return tuple(KINDS)
+
+
+def _kind_section(raw: dict, prefix: str, kind: Any) -> Any:
+    """`model.<kind>`: the section the kind declares (its `Section` dataclass), built like any other; None
+    for a kind without one. A section of another kind is refused: it would be silently ignored."""
+    from gan.models import KINDS
+
+    if not isinstance(kind, str) or kind not in KINDS:
+        close = difflib.get_close_matches(str(kind), list(KINDS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        _fail(f"{prefix}kind", kind, "one of " + ", ".join(repr(k) for k in KINDS) + hint)
+    for other in KINDS:
+        if other != kind and other in raw:
+            raise ConfigError(f"{prefix}{other}: a section of model kind {other}, but {prefix}kind is {kind} "
+                              f"(set {prefix}kind={other} or remove the section)")
+    section = getattr(KINDS[kind], "Section", None)
+    if section is None:
+        if kind in raw:
+            raise ConfigError(f"{prefix}{kind}: model kind {kind} has no options of its own")
+        return None
+    return _build(section, raw.get(kind) or {}, f"{prefix}{kind}.")
 
 
 def _suggest(key: str, names: list[str], prefix: str) -> str:
@@ -400,9 +445,13 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
 # ------------------------------------------------------------------------------------------ validation
 
 
-def _require(ok: bool, path: str, value: Any, allowed: str) -> None:
+def require(ok: bool, path: str, value: Any, allowed: str) -> None:
+    """Raise ConfigError naming `path`, `value` and what is `allowed` unless `ok` (kinds use it too)."""
     if not ok:
         _fail(path, value, allowed)
+
+
+_require = require
 
 
 def validate(cfg: Config) -> None:
@@ -444,14 +493,7 @@ def validate(cfg: Config) -> None:
         _require(len(lo.vgg.content_layers) > 0, "loss.vgg.content_layers", [], "at least one layer")
     if lo.lambda_style > 0:
         _require(len(lo.vgg.style_layers) > 0, "loss.vgg.style_layers", [], "at least one layer")
-    if m.kind in ("style", "adain"):
-        _require(lo.lambda_content > 0 or lo.lambda_style > 0, "loss.lambda_style", lo.lambda_style,
-                 f"> 0 (or loss.lambda_content > 0): model kind {m.kind} learns from the VGG terms alone")
-    if m.kind == "adain":
-        for i, layer in enumerate(lo.vgg.style_layers):
-            _require(VGG_LAYERS.index(layer) <= VGG_LAYERS.index("relu4_1"), f"loss.vgg.style_layers[{i}]", layer,
-                     "a layer up to relu4_1 with model kind adain (its encoder ends there)")
-    if lo.lambda_content > 0 or lo.lambda_style > 0 or m.kind in ("style", "adain"):
+    if lo.lambda_content > 0 or lo.lambda_style > 0:
         _require(m.in_channels == 3 and m.out_channels == 3, "loss.lambda_content", lo.lambda_content,
                  "0 unless model.in_channels and out_channels are 3 (VGG19 takes RGB)")
     if m.generator.skip == "identity":
@@ -495,3 +537,7 @@ def validate(cfg: Config) -> None:
     _require(e.num_images >= 1, "eval.num_images", e.num_images, "an integer >= 1")
     choices = [f"{m}_{d}" for m in e.metrics for d in ("ab", "ba")]
     _require(e.best in choices, "eval.best", e.best, "one of " + ", ".join(choices) + " (from eval.metrics)")
+
+    from gan.models import KINDS
+
+    KINDS[m.kind].validate_config(cfg)  # the kind's own rules (its section, and what it needs of the others)

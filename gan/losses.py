@@ -57,6 +57,25 @@ def identity_loss(idt: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(idt.float(), real.float())
 
 
+def patch_nce_loss(q: torch.Tensor, k: torch.Tensor, batch: int, tau: float) -> torch.Tensor:
+    """PatchNCE (Park et al. 2020, eq. 2-3), InfoNCE over patch embeddings of one layer.
+
+    q, k: (batch * P, d) L2-normalised embeddings of the same P positions in the output (queries) and the
+    input (keys), image by image. For the query at position i of an image, the key at i is the positive and
+    the keys at that image's other P - 1 positions are the negatives (never another image's: the batch is
+    taken from the tensors, so any batch size, the last smaller batch included, works):
+
+        l_i = -log( exp(q_i.k_i / tau) / sum_j exp(q_i.k_j / tau) ),     loss = mean over images and i
+
+    Keys are constants (detached), as in the paper."""
+    d = q.shape[-1]
+    q = q.float().reshape(batch, -1, d)
+    k = k.detach().float().reshape(batch, -1, d)
+    logits = torch.bmm(q, k.transpose(1, 2)) / tau  # (batch, P, P); the diagonal holds the positives
+    target = torch.arange(q.shape[1], device=q.device).expand(batch, -1)
+    return F.cross_entropy(logits.flatten(0, 1), target.flatten())
+
+
 def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
     """G = F F^T / (c*h*w) for features (n, c, h, w) -> (n, c, c) (Gatys et al. 2016; normalised as in
     pytorch/examples fast_neural_style)."""

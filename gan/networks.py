@@ -82,12 +82,38 @@ class ColorPath(nn.Module):
         return self.affine(x) + self.out(torch.relu(self.hidden(x)))
 
 
+class BlurPool2d(nn.Module):
+    """Anti-aliased downsampling by 2 (Zhang 2019, "Making convolutional networks shift-invariant again"):
+    reflect-pad 1, blur with the separable binomial filter [1, 2, 1] / 4 per axis, keep every second pixel.
+    The filter is fixed (a buffer, not a parameter) and each channel is filtered on its own."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        k = torch.tensor([1.0, 2.0, 1.0])
+        k = torch.outer(k, k) / 16.0
+        self.register_buffer("kernel", k.expand(channels, 1, 3, 3).clone(), persistent=False)
+
+    # How the band runner computes it over rows (gan.tiling): output rows per input row, input rows needed on
+    # each side of a band (the filter's reach, its padding and the stride), and the stride bands align to.
+    band_layer = {"scale": (1, 2), "reach": 3, "align": 2}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        return F.conv2d(x, self.kernel.to(x.dtype), stride=2, groups=x.shape[1])
+
+
 class ResnetGenerator(nn.Module):
     """The CycleGAN generator (Johnson et al. 2016 as used by Zhu et al. 2017): c7s1-ngf, d2ngf, d4ngf,
     n_blocks x R4ngf, u2ngf, ungf, c7s1-out, tanh.
 
     Any input size works: height and width are reflect-padded up to a multiple of 4 (the two stride-2
     stages) and the output is cropped back, so output size == input size.
+
+    `antialias` (CUT's default, not the reference's): each downsampling stage is conv (stride 1), norm, ReLU,
+    `BlurPool2d`; each upsampling stage is a bilinear x2 resize (the binomial [1, 3, 3, 1] blur of a
+    zero-stuffed image), then pad, conv, norm, ReLU. Module indices then match CUT's generator, whose
+    PatchNCE layers 0, 4, 8, 12, 16 are the padded input, the two downsampling convs and residual blocks 1
+    and 5.
 
     `skip` (not in the reference): "identity" makes G(x) = x + R(x), "color" G(x) = C(x) + R(x) with C a
     `ColorPath`, where R is the ResNet branch without the final tanh and its last conv starts at zero: the
@@ -97,7 +123,8 @@ class ResnetGenerator(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
-                 norm: str = "instance", dropout: bool = False, upsample: str = "transpose", skip: str = "none"):
+                 norm: str = "instance", dropout: bool = False, upsample: str = "transpose", skip: str = "none",
+                 antialias: bool = False):
         super().__init__()
         # As in the reference: batch norm has its own shift, so convs before it need no bias.
         use_bias = norm != "batch"
@@ -106,12 +133,20 @@ class ResnetGenerator(nn.Module):
         ]
         for i in range(2):  # downsampling
             c = ngf * 2**i
-            layers += [nn.Conv2d(c, c * 2, 3, stride=2, padding=1, bias=use_bias), _norm(norm, c * 2), nn.ReLU(True)]
+            if antialias:
+                layers += [nn.Conv2d(c, c * 2, 3, padding=1, bias=use_bias), _norm(norm, c * 2), nn.ReLU(True),
+                           BlurPool2d(c * 2)]
+            else:
+                layers += [nn.Conv2d(c, c * 2, 3, stride=2, padding=1, bias=use_bias), _norm(norm, c * 2),
+                           nn.ReLU(True)]
         for _ in range(n_blocks):
             layers.append(ResnetBlock(ngf * 4, norm, dropout, use_bias))
         for i in range(2):  # upsampling
             c = ngf * 2 ** (2 - i)
-            if upsample == "transpose":
+            if antialias:
+                layers += [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), nn.ReflectionPad2d(1),
+                           nn.Conv2d(c, c // 2, 3, bias=use_bias)]
+            elif upsample == "transpose":
                 layers.append(nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=use_bias))
             elif upsample == "resize_conv":
                 # Odena et al. 2016: nearest resize + conv has no uneven kernel overlap, so no checkerboard.
@@ -143,6 +178,18 @@ class ResnetGenerator(nn.Module):
             last.bias.zero_()
         if isinstance(self.skip, ColorPath):
             self.skip.reset_identity()
+
+    def features(self, x: torch.Tensor, layers: tuple[int, ...]) -> list[torch.Tensor]:
+        """The outputs of `self.model[i]` for each i in `layers` (ascending), for an input whose H and W are
+        multiples of 4; only the layers up to the last one asked for are run."""
+        feats, last = [], max(layers)
+        for i, layer in enumerate(self.model):
+            x = layer(x)
+            if i in layers:
+                feats.append(x)
+            if i == last:
+                break
+        return feats
 
     def core(self, x: torch.Tensor) -> torch.Tensor:
         """The network on an input whose H and W are multiples of 4 (what ONNX exports)."""
@@ -222,11 +269,20 @@ def build_generator(cfg: ModelConfig, in_channels: int | None = None, out_channe
                     init: bool = True) -> ResnetGenerator:
     g: GeneratorConfig = cfg.generator
     net = ResnetGenerator(in_channels or cfg.in_channels, out_channels or cfg.out_channels, g.ngf, g.n_blocks,
-                          g.norm, g.dropout, g.upsample, g.skip)
+                          g.norm, g.dropout, g.upsample, g.skip, g.antialias)
     if init:
         init_weights(net, cfg.init)
         net.start_as_identity()  # the init above overwrote the skip path's identity start
     return net
+
+
+def inference_generator(cfg: ModelConfig, name: str, names: tuple[str, ...] = ("g_ab", "g_ba")) -> ResnetGenerator:
+    """An untrained generator `name` (g_ab: in -> out channels, g_ba: back) for loading weights into;
+    KeyError for a name the kind does not have (`names`)."""
+    if name not in names:
+        raise KeyError(name)
+    channels = {"g_ab": (cfg.in_channels, cfg.out_channels), "g_ba": (cfg.out_channels, cfg.in_channels)}[name]
+    return build_generator(cfg, *channels, init=False)
 
 
 def build_discriminator(cfg: ModelConfig, in_channels: int, init: bool = True) -> PatchDiscriminator:

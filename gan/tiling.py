@@ -88,7 +88,11 @@ class Program:
 
 
 def _layer(m: nn.Module) -> Op | None:
-    """A layer's Op, or None when it is not one the band runner knows."""
+    """A layer's Op, or None when it is not one the band runner knows. A module may declare its own row
+    arithmetic beside its forward (`band_layer = {"scale": (num, den), "reach": r, "align": a}`)."""
+    declared = getattr(m, "band_layer", None)
+    if declared is not None:
+        return Op("layer", m, Fraction(*declared["scale"]), declared["reach"], declared["align"])
     if isinstance(m, (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Dropout, nn.Identity, nn.BatchNorm2d)):
         return Op("layer", m)
     if isinstance(m, nn.InstanceNorm2d) and m.track_running_stats:  # eval: its running statistics, per pixel
@@ -101,7 +105,9 @@ def _layer(m: nn.Module) -> Op | None:
         s, k = m.stride[0], m.kernel_size[0]
         return Op("layer", m, Fraction(s), (k - 1) // 2 + 1, 1, m.out_channels,
                   k * m.kernel_size[1] * m.in_channels * m.out_channels / (s * s))
-    if isinstance(m, nn.Upsample) and m.size is None:
+    if isinstance(m, nn.Upsample) and m.size is None and not m.align_corners:
+        # align_corners=True maps the corners onto each other: each row's weights depend on the image's
+        # height, so a band would not compute the whole image's rows. Nearest and half-pixel modes are local.
         s = m.scale_factor if isinstance(m.scale_factor, (int, float)) else m.scale_factor[0]
         if float(s).is_integer():
             return Op("layer", m, Fraction(int(s)), 0 if m.mode == "nearest" else 1)

@@ -280,14 +280,18 @@ class Trainer:
         """The step's forward passes run under this: autocast to bf16/fp16, or nothing in fp32."""
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp)
 
-    def update(self, name: str, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
-        """Backward `loss` and step optimizer `name` (through its GradScaler). The terms are kept for the
+    def update(self, name: str | tuple[str, ...], loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        """Backward `loss` once and step optimizer `name` (or each of a tuple of names, e.g. a generator and
+        the heads its loss also trains) through the first one's GradScaler. The terms are kept for the
         end-of-step finite check (no host synchronisation here)."""
-        self._step_terms.append((name, {f"loss_{name}": loss, **terms}))
-        opt, scaler = self.optimizers[name], self.scalers[name]
-        opt.zero_grad(set_to_none=True)
+        names = (name,) if isinstance(name, str) else tuple(name)
+        self._step_terms.append((names[0], {f"loss_{names[0]}": loss, **terms}))
+        scaler = self.scalers[names[0]]
+        for n in names:
+            self.optimizers[n].zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        scaler.step(opt)
+        for n in names:
+            scaler.step(self.optimizers[n])
         scaler.update()
 
     def train_step(self, batch: dict) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

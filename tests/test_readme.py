@@ -109,6 +109,8 @@ def entry(argv: list[str]):
             "train.device=cpu", "train.save_every=2"]
         if "train.epochs_decay=150" in args:  # the second resume example: two more steps
             extra = ["train.max_steps=6", "train.device=cpu"]
+        if any(a.startswith("configs/") and "cut" in a for a in args):  # one residual block: layers in reach
+            extra.append("model.cut.nce_layers=[0,4,8,12]")
         return module.main, args, extra
     if script == "stylize.py":
         size = [] if "--size" in args and args[args.index("--size") + 1] == "0" else ["--size", "32"]

@@ -35,7 +35,7 @@ def image(h=123, w=97, seed=0) -> torch.Tensor:
     return ((smooth * 0.8 + noise).clamp(0, 1) * 255).round().to(torch.uint8)
 
 
-@pytest.mark.parametrize("kw", [{}, {"upsample": "resize_conv", "skip": "color"}, {"skip": "identity"},
+@pytest.mark.parametrize("kw", [{}, {"upsample": "resize_conv", "skip": "color"}, {"skip": "identity"}, {"antialias": True},
                                 {"norm": "batch"}, {"norm": "none"}, {"dropout": True}])
 @pytest.mark.parametrize("tile", [16, 37, 400])
 def test_bands_give_the_untiled_result(kw, tile):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from gan.models.adain import AdaIN
 from gan.models.base import TrainModel
+from gan.models.cut import CUT
 from gan.models.cyclegan import CycleGAN
 from gan.models.style import StyleNet
 
@@ -12,6 +13,7 @@ KINDS: dict[str, type[TrainModel]] = {
     "cyclegan": CycleGAN,
     "style": StyleNet,
     "adain": AdaIN,
+    "cut": CUT,
 }
 
 

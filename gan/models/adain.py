@@ -169,6 +169,16 @@ class AdaIN(TrainModel):
     generators: dict[str, str] = {}  # no one-input generator: content and style come in together
     domains = ("A", "B")
 
+    @classmethod
+    def validate_config(cls, cfg: Config) -> None:
+        from gan.config import VGG_LAYERS, require
+        from gan.models.style import require_vgg_terms
+
+        require_vgg_terms(cfg)
+        for i, layer in enumerate(cfg.loss.vgg.style_layers):
+            require(VGG_LAYERS.index(layer) <= VGG_LAYERS.index("relu4_1"), f"loss.vgg.style_layers[{i}]", layer,
+                    "a layer up to relu4_1 with model kind adain (its encoder ends there)")
+
     def __init__(self, encoder: losses.VGGFeatures, decoder: Decoder, loss: LossConfig):
         super().__init__()
         self.encoder, self.decoder, self.loss_cfg = encoder, decoder, loss

@@ -19,6 +19,9 @@ training step, and nothing else: no optimizer, no scaler, no device or precision
     wrap(fn)              replace the modules the step calls by fn(module) (DDP, torch.compile)
     rank_state() / load_rank_state(state, device)   per-process state beyond the nets (e.g. image pools)
     inference_net(model_cfg, name)   staticmethod: an untrained net `name` of this architecture (for loading)
+    Section               None, or the frozen dataclass of the kind's own config section (`model.<kind>:` in
+                          YAML, `cfg.model.options` here), typed and checked like every other section
+    validate_config(cfg)  classmethod: the kind's value rules beyond types (raise via gan.config.require)
 
 Adding a kind is a new module here and one entry in gan/models/__init__.py's KINDS; no loop code changes.
 """
@@ -39,14 +42,20 @@ class StepContext(Protocol):
 
     def autocast(self) -> contextlib.AbstractContextManager: ...
 
-    def update(self, optimizer: str, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
-        """Backward `loss`, step optimizer `optimizer` (scaled under fp16); `terms` join the finite check."""
+    def update(self, optimizer: str | tuple[str, ...], loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        """Backward `loss` once, step optimizer `optimizer` (or each of several; scaled under fp16); `terms`
+        join the finite check."""
 
 
 class TrainModel(nn.Module):
     optimizers: dict[str, tuple[str, ...]] = {}
     generators: dict[str, str] = {}
     domains: tuple[str, ...] = ("A", "B")
+    Section: type | None = None
+
+    @classmethod
+    def validate_config(cls, cfg: Config) -> None:
+        """Default: no rules of its own."""
 
     @classmethod
     def build(cls, cfg: Config, device: torch.device, rank: int = 0, vgg_weights: str | None = None) -> "TrainModel":

@@ -39,7 +39,7 @@ from gan import losses
 from gan.config import Config, LossConfig, ModelConfig
 from gan.image_pool import ImagePool
 from gan.models.base import StepContext, TrainModel, set_requires_grad
-from gan.networks import build_discriminator, build_generator
+from gan.networks import build_discriminator, build_generator, inference_generator
 
 
 class GeneratorPair(nn.Module):
@@ -123,11 +123,7 @@ class CycleGAN(TrainModel):
 
     @staticmethod
     def inference_net(model_cfg: ModelConfig, name: str) -> nn.Module:
-        m = model_cfg
-        channels = {"g_ab": (m.in_channels, m.out_channels), "g_ba": (m.out_channels, m.in_channels)}
-        if name not in channels:
-            raise KeyError(name)
-        return build_generator(m, *channels[name], init=False)
+        return inference_generator(model_cfg, name)
 
     def wrap(self, fn) -> None:
         self.g_pair = fn(self.g_pair)

@@ -19,17 +19,21 @@ import torch
 from torch import nn
 
 from gan import losses
-from gan.config import Config, LossConfig, ModelConfig
+from gan.config import Config, LossConfig, ModelConfig, require
 from gan.data import domain_dir
 from gan.models.base import StepContext, TrainModel
 from gan.models.cyclegan import style_grams_from_files
-from gan.networks import build_generator
+from gan.networks import build_generator, inference_generator
 
 
 class StyleNet(TrainModel):
     optimizers = {"g": ("g_ab",)}
     generators = {"AtoB": "g_ab"}
     domains = ("A",)
+
+    @classmethod
+    def validate_config(cls, cfg: Config) -> None:
+        require_vgg_terms(cfg)
 
     def __init__(self, g_ab: nn.Module, vgg: losses.VGGFeatures, style_grams: dict[str, torch.Tensor],
                  loss: LossConfig):
@@ -55,9 +59,7 @@ class StyleNet(TrainModel):
 
     @staticmethod
     def inference_net(model_cfg: ModelConfig, name: str) -> nn.Module:
-        if name != "g_ab":
-            raise KeyError(name)
-        return build_generator(model_cfg, model_cfg.in_channels, model_cfg.out_channels, init=False)
+        return inference_generator(model_cfg, name, ("g_ab",))
 
     def wrap(self, fn) -> None:
         self.g_call = fn(self.g_call)
@@ -90,3 +92,10 @@ class StyleNet(TrainModel):
         n = min(4, images["real_a"].shape[0])
         return ([[images["real_a"][i] for i in range(n)], [images["fake_b"][i] for i in range(n)]],
                 "real_a (top) / fake_b (bottom)")
+
+
+def require_vgg_terms(cfg: Config) -> None:
+    """Kinds that learn from the VGG terms alone need one of them on, and RGB images."""
+    lo, m = cfg.loss, cfg.model
+    require(lo.lambda_content > 0 or lo.lambda_style > 0, "loss.lambda_style", lo.lambda_style,
+            f"> 0 (or loss.lambda_content > 0): model kind {m.kind} learns from the VGG terms alone")
