@@ -40,14 +40,13 @@ def main(argv: list[str] | None = None) -> int:
         from gan import GanError
         from gan.app import Settings, build_catalog, cleanup, serve
         from gan.distributed import resolve_device
-        from gan.translate import inference_precision
 
         if args.auth is not None and ":" not in args.auth:
             raise GanError("--auth takes USER:PASS")
         if not 0 < args.port < 65536:
             raise GanError(f"--port must be 1..65535, got {args.port}")
         device = resolve_device(args.device, "--device")
-        settings = Settings(device, inference_precision(args.precision, device), args.max_megapixels,
+        settings = Settings(device, args.precision, args.max_megapixels,
                             args.vgg_weights)
         catalog = build_catalog(args.runs, args.checkpoint)
         if not catalog.models:

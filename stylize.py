@@ -59,12 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         tune_allocator()
         from gan.distributed import resolve_device
         from gan.stylize import StylizeOptions, load_vgg, stylize_files
-        from gan.translate import inference_precision
+        from gan.precision import resolve_precision
 
         device = resolve_device(args.device, "--device")
-        precision = inference_precision(args.precision, device)
-        if precision == "fp16":
-            precision = "fp32"  # fp16 pixels under Adam lose too much; GPUs without bf16 run fp32
+        precision = resolve_precision(args.precision, device, fp16=False).name  # fp16 pixels under Adam lose too much
         style_weight = args.style_weight if args.style_weight is not None else (
             1e6 if args.style_loss == "gram" else 10.0)
         opts = StylizeOptions(

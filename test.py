@@ -65,12 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         from gan import GanError
         from gan.checkpoint import load_generator
         from gan.distributed import resolve_device
-        from gan.translate import TranslateOptions, inference_precision, plan_outputs, side_by_side, translate_folder
+        from gan.precision import resolve_precision
+        from gan.translate import TranslateOptions, plan_outputs, side_by_side, translate_folder
         from gan.video import VideoOptions, is_video
 
         for name in ("workers", "tile", "tile_overlap"):
             if getattr(args, name) < 0:
-                raise GanError(f"--{name.replace('_', '-')} must be >= {1 if name == 'batch_size' else 0}")
+                raise GanError(f"--{name.replace('_', '-')} must be >= 0")
         if args.resize is not None and args.resize < 1:
             raise GanError("--resize must be >= 1")
         if args.batch_size is not None and args.batch_size < 1:
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             net = net.to(memory_format=torch.channels_last)  # the fast layout for convolutions on GPUs
         log = logging.getLogger("gan")
         batch = args.batch_size or (4 if device.type == "cuda" else 1)  # CPUs gain nothing from batching
-        precision = "fp32" if info.source in ("onnx", "torchscript") else inference_precision(args.precision, device)
+        precision = "fp32" if info.source in ("onnx", "torchscript") else resolve_precision(args.precision, device).name
         log.info("generator: %s, %s, on %s (%s, batch %d)", info.description, args.direction, device, precision, batch)
         opts = TranslateOptions(
             batch_size=batch, tile=args.tile, tile_overlap=args.tile_overlap,

@@ -47,12 +47,12 @@ def main() -> None:
     from gan.models.adain import ENCODER_LAYERS, AdaINNet, Decoder
     from gan.networks import build_generator
     from gan.stylize import StylizeOptions, fit_long_side, scale_sizes, stylize
-    from gan.translate import inference_precision
+    from gan.precision import resolve_precision
 
     h, w = fit_long_side(384, 512, args.size)
     x = torch.rand(1, 3, h, w) * 2 - 1
     s = torch.rand(1, 3, args.size, args.size) * 2 - 1
-    default = inference_precision("auto", torch.device("cpu"))
+    default = resolve_precision("auto", torch.device("cpu")).name
     nets = {
         "cyclegan": build_generator(load_config(ROOT / "configs" / "photo2monet.yaml").model).eval(),
         "style": build_generator(load_config(ROOT / "configs" / "style_feedforward.yaml").model).eval(),

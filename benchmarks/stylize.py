@@ -154,9 +154,9 @@ def main() -> None:
         return
     import torch
 
-    from gan.translate import inference_precision
+    from gan.precision import resolve_precision
 
-    default = inference_precision("auto", torch.device("cpu"))
+    default = resolve_precision("auto", torch.device("cpu")).name
     for size in (int(s) for s in args.sizes.split(",")):
         row = {"benchmark": "stylize", "size": size, "iterations": args.iterations,
                "default_precision": default, "threads": torch.get_num_threads()}

@@ -86,11 +86,10 @@ def main() -> None:
             batch = raw.get("data", {}).get("batch_size", 1)
             make_data(tmp / "data", crop, max(4, batch))
             cfg = load_config(args.config, [
-                f"data.root={tmp / 'data'}", "data.train_a=trainA", "data.train_b=trainB", "data.preprocess=none",
+                f"data.root={tmp / 'data'}", "data.train_a=trainA", "data.train_b=trainB", "data.preprocess=crop",
+                f"data.load_size={crop}", f"data.crop_size={crop}", f"train.precision={args.precision}",
                 "data.num_workers=0", "data.flip=false", f"train.device={args.device}", "loss.vgg.weights=none",
-                f"train.output_dir={tmp / 'runs'}", "name=bench", "tracking.wandb.mode=disabled", "eval.every=0",
-                *(["data.preprocess=resize_and_crop", f"data.load_size={crop}", f"data.crop_size={crop}"]
-                  if batch > 1 else [])])
+                f"train.output_dir={tmp / 'runs'}", "name=bench", "tracking.wandb.mode=disabled", "eval.every=0"])
             args.size, args.batch = crop, batch
             args.ngf, args.blocks = cfg.model.generator.ngf, cfg.model.generator.n_blocks
         else:

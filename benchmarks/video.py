@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gan.checkpoint import load_generator  # noqa: E402
-from gan.translate import inference_precision  # noqa: E402
+from gan.engine import Engine  # noqa: E402
 from gan.video import SMOOTH_DEFAULT, STATS_MODES, VideoOptions, translate_video  # noqa: E402
 
 
@@ -152,10 +152,8 @@ def main() -> None:
                  "--checkpoint")
     device = torch.device("cpu")
     net, info = load_generator(args.checkpoint, "AtoB", device)
-    precision = inference_precision(args.precision, device)
-
-    def autocast():
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+    engine = Engine(net, device, args.precision)
+    precision = engine.precision.name
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -173,8 +171,8 @@ def main() -> None:
             for mode, stats, smooth in variants:
                 out = tmp / f"out_{mode}.mp4"
                 start = time.perf_counter()
-                frames[mode] = translate_video(net, clip, out, VideoOptions(stats=stats, smooth=smooth, crf=0),
-                                               device, autocast, progress=False)
+                frames[mode] = translate_video(engine, clip, out, VideoOptions(stats=stats, smooth=smooth, crf=0),
+                                               progress=False)
                 best[mode] = min(best[mode], time.perf_counter() - start)
         for mode, _, _ in variants:
             score = flicker(read_frames(tmp / f"out_{mode}.mp4"), cams) / base

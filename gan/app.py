@@ -42,7 +42,8 @@ log = logging.getLogger("gan")
 class Model:
     label: str  # what the page shows and sends back
     path: Path
-    kind: str  # "generator" (one input: CycleGAN, style, reference zoo, exports) or "adain"
+    kind: str  # "generator" (one image in: CycleGAN, CUT, style, reference zoo, exports) or "style" (content +
+    # style images in, e.g. AdaIN): the inference signature of the model's kind (TrainModel.inputs)
     run: str | None = None  # the run it belongs to (for comparing checkpoints)
     step: int | None = None
 
@@ -77,8 +78,16 @@ class Catalog:
         return model
 
 
+def _category(kind: str | None) -> str:
+    """"generator" or "style", from the kind's inference signature (a file of no known kind: generator)."""
+    from gan.models import KINDS
+
+    cls = KINDS.get(kind or "cyclegan")
+    return "style" if cls is not None and cls.inputs != ("image",) else "generator"
+
+
 def _run_kind(run_dir: Path) -> str:
-    """A run's model kind from its config.yaml (cheap: no checkpoint is read)."""
+    """A run's category from its config.yaml's model kind (cheap: no checkpoint is read)."""
     import yaml
 
     try:
@@ -86,17 +95,18 @@ def _run_kind(run_dir: Path) -> str:
         kind = (cfg.get("model") or {}).get("kind", "cyclegan")
     except (OSError, yaml.YAMLError, AttributeError):
         kind = "cyclegan"
-    return "adain" if kind == "adain" else "generator"
+    return _category(kind)
 
 
 def _step_of(path: Path) -> int | None:
-    """The step of a checkpoint file, read from its name (step_0001000.pt) or its contents (latest/best)."""
+    """The step of a checkpoint file, read from its name (step_0001000.pt) or its header (latest/best: the
+    file's tensors are mapped, not read)."""
     if path.stem.startswith("step_") and path.stem[5:].isdigit():
         return int(path.stem[5:])
     try:
-        from gan.checkpoint import safe_load
+        from gan.checkpoint import checkpoint_header
 
-        return int(safe_load(path).get("step"))
+        return int(checkpoint_header(path)["step"])
     except Exception:
         return None
 
@@ -128,7 +138,7 @@ def build_catalog(runs_dir: str | Path | None, checkpoints: list[str | Path]) ->
             log.warning("--checkpoint %s left out: %s", given, e)
             continue
         label = Path(given).name if Path(given).is_file() else f"{Path(given).name} / latest"
-        cat.add(Model(label, path, "adain" if kind == "adain" else "generator", None, None))
+        cat.add(Model(label, path, _category(kind), None, None))
     return cat
 
 
@@ -138,7 +148,7 @@ def build_catalog(runs_dir: str | Path | None, checkpoints: list[str | Path]) ->
 @dataclass
 class Settings:
     device: torch.device
-    precision: str  # fp32 | bf16 | fp16
+    precision: str  # auto | fp32 | bf16 | fp16 (gan.precision; resolved once by the Engine)
     max_megapixels: float = 40.0  # a decoded upload above this is refused
     vgg_weights: str = "imagenet"
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gan-app-")))
@@ -148,51 +158,49 @@ class Engine:
     """Loads models on demand (a few kept), translates and stylizes; no Gradio in here (tested directly)."""
 
     def __init__(self, catalog: Catalog, settings: Settings, keep: int = 4):
+        from gan.precision import resolve_precision
+
         self.catalog, self.settings, self.keep = catalog, settings, keep
-        self._nets: dict[tuple, torch.nn.Module] = {}
-        self._vgg = None
+        self.precision = resolve_precision(settings.precision, settings.device)  # once, for every tab
+        self._nets: dict[tuple, torch.nn.Module] = {}  # models and VGG extractors, the `keep` most recent
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ models
+
+    def _cached(self, key: tuple, load):
+        with self._lock:
+            if key not in self._nets:
+                if len(self._nets) >= self.keep:
+                    self._nets.pop(next(iter(self._nets)))
+                self._nets[key] = load()
+            return self._nets[key]
 
     def generator(self, label: str, direction: str):
         from gan.checkpoint import load_generator
 
         model = self.catalog.get(label, "generator")
-        key = (model.path, direction)
-        with self._lock:
-            if key not in self._nets:
-                if len(self._nets) >= self.keep:
-                    self._nets.pop(next(iter(self._nets)))
-                net, _ = load_generator(model.path, direction, self.settings.device)
-                self._nets[key] = net
-            return self._nets[key]
+        return self._cached((model.path, direction), lambda: load_generator(model.path, direction,
+                                                                              self.settings.device)[0])
 
     def style_network(self, label: str):
         from gan.checkpoint import load_style_network
 
-        model = self.catalog.get(label, "adain")
-        key = (model.path, "adain")
-        with self._lock:
-            if key not in self._nets:
-                self._nets[key], _ = load_style_network(model.path, self.settings.device)
-            return self._nets[key]
+        model = self.catalog.get(label, "style")
+        return self._cached((model.path, "style"), lambda: load_style_network(model.path, self.settings.device)[0])
 
     def vgg(self, opts):
+        """The VGG19 extractor for `opts`' layers (built up to the deepest one they use)."""
         from gan.stylize import load_vgg
 
-        with self._lock:
-            if self._vgg is None:
-                from gan.stylize import StylizeOptions
+        key = ("vgg", opts.content_layers + opts.style_layers)
+        return self._cached(key, lambda: load_vgg(opts, self.settings.vgg_weights, self.settings.device))
 
-                self._vgg = load_vgg(StylizeOptions(), self.settings.vgg_weights, self.settings.device)
-            return self._vgg
-
-    def autocast(self):
-        s = self.settings
-        amp = s.precision in ("bf16", "fp16")
-        dtype = torch.float16 if s.precision == "fp16" else torch.bfloat16
-        return torch.autocast(s.device.type, dtype=dtype, enabled=amp)
+    def optimise_precision(self) -> tuple[str, str]:
+        """(precision, note) for optimisation-based stylizing: fp16 loses too much there, so an fp16 server
+        optimises in fp32, and says so."""
+        if self.precision.name == "fp16":
+            return "fp32", " (in fp32: fp16 is not used for optimising pixels)"
+        return self.precision.name, ""
 
     # ------------------------------------------------------------------ images
 
@@ -220,12 +228,11 @@ class Engine:
                   progress=None) -> np.ndarray:
         """uint8 HWC -> uint8 HWC, at full resolution (bands above 4 MP) or with the short side resized."""
         from gan.data import to_chw
-        from gan.translate import TranslateOptions, translate_image
+        from gan.engine import Engine
 
         net = self.generator(label, direction)
         image = resize_short_side(image, resize)
-        return translate_image(net, to_chw(image), self.settings.device, TranslateOptions(), self.autocast,
-                               progress, as_uint8=True)
+        return Engine(net, self.settings.device, self.precision).image(to_chw(image), progress, as_uint8=True)
 
     def new_folder(self, what: str) -> Path:
         folder = Path(tempfile.mkdtemp(prefix=f"{what}-", dir=self.settings.workdir))
@@ -340,7 +347,8 @@ class Handlers:
             opts = StylizeOptions(size=int(size), min_size=min(int(self.defaults["min_size"]), int(size)),
                                   iterations=int(iterations), style_weight=float(style_weight),
                                   style_weights=weights, style_loss=style_loss, preserve_color=preserve,
-                                  precision="bf16" if self.engine.settings.precision == "bf16" else "fp32",
+                                  precision=(self.engine.precision.name if method != "optimisation"
+                                             else self.engine.optimise_precision()[0]),
                                   save_every=max(1, int(iterations) // max(1, int(self.defaults["save_every"]))))
             opts.check(len(paintings))
             normalised_weights(opts.style_weights, len(paintings))
@@ -394,7 +402,8 @@ class Handlers:
                     shown += 1
                     if item[0] == "final":
                         state = "stopped" if stop.is_set() else "done"
-                        yield to_uint8_image(item[1]), f"Final image ({state} after {len(history)} iterations)."
+                        yield (to_uint8_image(item[1]), f"Final image ({state} after {len(history)} iterations)"
+                                                        f"{self.engine.optimise_precision()[1]}.")
                     else:
                         _, img, scale, it = item
                         yield (to_uint8_image(img), f"Scale {scale + 1}/{len(scales)} ({scales[scale]} px), "
@@ -419,7 +428,7 @@ def build(engine: Engine, stylize_defaults: dict | None = None):
     """The Gradio Blocks of the app: the layout, wired to Handlers."""
     h = Handlers(engine, stylize_defaults)
     cat, sd = engine.catalog, h.defaults
-    gens, adains, runs = cat.of_kind("generator"), cat.of_kind("adain"), cat.runs()
+    gens, adains, runs = cat.of_kind("generator"), cat.of_kind("style"), cat.runs()
     with gr.Blocks(title="gan") as page:
         gr.Markdown("# gan: photos to paintings")
         with gr.Tab("Translate"):
@@ -485,8 +494,8 @@ def build(engine: Engine, stylize_defaults: dict | None = None):
             s_go.click(h.stylize, [s_content, s_styles, s_weights, s_method, s_alpha, s_size, s_iters, s_sw,
                         s_loss, s_color], [s_out, s_status])
             s_stop.click(h.stop_stylize, None, s_status, queue=False)
-        gr.Markdown(f"Models from start-up: {len(gens)} translation, {len(adains)} AdaIN, {len(runs)} run(s). "
-                    f"Device: {engine.settings.device} ({engine.settings.precision}).")
+        gr.Markdown(f"Models from start-up: {len(gens)} translation, {len(adains)} content + style (AdaIN), "
+                    f"{len(runs)} run(s). Device: {engine.settings.device} ({engine.precision.name}).")
     return page
 
 

@@ -146,14 +146,16 @@ def is_torchscript(path: Path) -> bool:
         return False
 
 
-def safe_load(path: str | Path) -> object:
-    """torch.load(weights_only=True): refuses anything that would run code while unpickling."""
+def safe_load(path: str | Path, mmap: bool = False) -> object:
+    """torch.load(weights_only=True): refuses anything that would run code while unpickling. `mmap`: tensors
+    stay in the file, mapped, and are read only when touched (reading a checkpoint's kind or step costs
+    neither its optimizer state nor its weights in memory)."""
     path = Path(path)
     if is_torchscript(path):  # torch.load would only point at an unsafe workaround
         raise GanError(f"{path} is a TorchScript model, not a checkpoint: test.py --checkpoint runs it; for "
                        "anything else give the run directory or checkpoint it was exported from")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         text = str(e)
         if "global" in text.lower():  # "Unsupported global: GLOBAL posix.mkdir" and the like
@@ -260,7 +262,6 @@ class GeneratorInfo:
     source: str  # "checkpoint" | "reference" | "onnx" | "torchscript"
     path: Path
     description: str
-    ngf: int | None = None
     in_channels: int = 3
     kind: str | None = None  # the model kind (an export: the kind it was exported from, when it says)
     name: str | None = None  # the run's name (a reference file: its name; an export: what it records)
@@ -296,7 +297,7 @@ def load_generator(path: str | Path, direction: str = "AtoB", device: torch.devi
 
         net, gcfg = load_reference_generator(obj)
         desc = f"{path} (reference CycleGAN generator: ngf {gcfg.ngf}, {gcfg.n_blocks} blocks)"
-        info = GeneratorInfo("reference", path, desc, gcfg.ngf, net.model[1].in_channels, "cyclegan", path.stem)
+        info = GeneratorInfo("reference", path, desc, net.model[1].in_channels, "cyclegan", path.stem)
     else:
         raise GanError(f"{path}: neither a checkpoint of this project nor a reference CycleGAN generator "
                        "state_dict (latest_net_G*.pth), nor an ONNX/TorchScript export")
@@ -322,7 +323,8 @@ def _generator_from_checkpoint(obj: dict, path: Path, direction: str, weights: s
     m = model_config(obj, path)
     if direction not in kind.generators:
         article = "an" if obj["kind"][:1] in "aeiou" else "a"
-        has = ", ".join(kind.generators) or "none: it takes a content and a style image, see stylize.py --model"
+        has = ", ".join(kind.generators) or (f"none: it takes {' and '.join(kind.inputs)} images, see stylize.py "
+                                             "--model")
         raise GanError(f"{path}: {article} {obj['kind']} model has no {direction} generator (it has: {has})")
     name = kind.generators[direction]
     ema = obj.get("ema") or {}
@@ -339,48 +341,48 @@ def _generator_from_checkpoint(obj: dict, path: Path, direction: str, weights: s
     desc = (f"{path} (run {run}, step {obj.get('step', '?')}, {name}{' EMA' if use_ema else ''}: "
             f"ngf {g.ngf}, {g.n_blocks} blocks)")
     cin = m.in_channels if direction == "AtoB" else m.out_channels
-    return net, GeneratorInfo("checkpoint", path, desc, g.ngf, cin, obj["kind"], run)
+    return net, GeneratorInfo("checkpoint", path, desc, cin, obj["kind"], run)
+
+
+def checkpoint_header(path: str | Path) -> dict | None:
+    """{kind, step, name} of one of this project's checkpoints (or run directory), read with its tensors left
+    in the file; None for any other file."""
+    path = resolve(path)
+    if path.suffix.lower() == ".onnx" or is_torchscript(path):
+        return None
+    obj = safe_load(path, mmap=True)
+    if not is_gan_checkpoint(obj):
+        return None
+    obj = migrate(obj, path)
+    return {"kind": obj.get("kind"), "step": obj.get("step"), "name": (obj.get("config") or {}).get("name")}
 
 
 def checkpoint_kind(path: str | Path) -> str | None:
     """The model kind of one of this project's checkpoints (or run directory); None for any other file."""
-    path = resolve(path)
-    if path.suffix.lower() == ".onnx" or is_torchscript(path):
-        return None
-    obj = safe_load(path)
-    return migrate(obj, path).get("kind") if is_gan_checkpoint(obj) else None
+    header = checkpoint_header(path)
+    return header["kind"] if header else None
 
 
 def load_style_network(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, GeneratorInfo]:
-    """The content + style network of an `adain` run or checkpoint (encoder and decoder both from the file),
-    eval mode, frozen, on `device`."""
+    """The network of a run or checkpoint of a kind that takes a content and a style image (its `inputs`),
+    built by the kind from the file's nets (`load_inference`), eval mode, frozen, on `device`."""
     from gan.models import kind_class
-    from gan.models.adain import AdaINNet
 
     path = resolve(path)
     obj = safe_load(path)
     if not is_gan_checkpoint(obj):
-        raise GanError(f"{path} is not a checkpoint of this project (--model takes an adain run directory or "
-                       "checkpoint)")
+        raise GanError(f"{path} is not a checkpoint of this project (--model takes the run directory or "
+                       "checkpoint of a content + style model, e.g. model kind adain)")
     obj = migrate(obj, path)
     kind = require(obj, "kind", path, str)
-    if kind != "adain":
-        raise GanError(f"{path} is a {kind} model: stylize.py --model takes an adain model (a {kind} model "
-                       "translates one image at a time: use test.py --checkpoint)")
-    m = model_config(obj, path)
     cls = kind_class(kind)
-    nets = {}
-    for name in ("encoder", "decoder"):
-        net = cls.inference_net(m, name)
-        saved = require(obj, f"nets.{name}", path, dict)
-        try:
-            net.load_state_dict({k: saved[k] for k in net.state_dict()} if name == "encoder" else saved)
-        except (RuntimeError, KeyError) as e:
-            raise GanError(f"{path}: the {name} weights do not fit: {str(e).splitlines()[0]}") from None
-        nets[name] = net
-    desc = f"{path} (run {obj.get('config', {}).get('name', '?')}, step {obj.get('step', '?')}, AdaIN)"
-    net = AdaINNet(nets["encoder"], nets["decoder"]).to(device).eval().requires_grad_(False)
-    return net, GeneratorInfo("checkpoint", path, desc)
+    if cls.inputs == ("image",):
+        raise GanError(f"{path} is a {kind} model: stylize.py --model takes a content + style model, e.g. adain "
+                       f"(a {kind} model translates one image at a time: use test.py --checkpoint)")
+    m = model_config(obj, path)
+    net = cls.load_inference(m, lambda name: require(obj, f"nets.{name}", path, dict), path)
+    desc = f"{path} (run {obj.get('config', {}).get('name', '?')}, step {obj.get('step', '?')}, {kind})"
+    return net.to(device).eval().requires_grad_(False), GeneratorInfo("checkpoint", path, desc, kind=kind)
 
 
 def _load_torchscript(path: Path, direction: str, device) -> tuple[nn.Module, GeneratorInfo]:

@@ -19,47 +19,11 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from gan import GanError, ImageDecodeError
-from gan.data import find_images, load_image, resize_center_crop, to_chw, to_tensor, to_uint8
-from gan.metrics import METRICS, Scorer
+from gan import GanError
+from gan.data import find_images
+from gan.metrics import METRICS, Scorer, add_reference, add_translations
 
 log = logging.getLogger("gan")
-
-
-def load_for_eval(path: Path, size: int | None) -> np.ndarray:
-    """uint8 (H, W, 3); with `size`, short side resized to size and centre-cropped to size x size."""
-    img = load_image(path)
-    return resize_center_crop(img, size) if size else img
-
-
-def add_reference(scorer: Scorer, paths: list[Path], size: int | None) -> int:
-    n = 0
-    for p in paths:
-        try:
-            scorer.add_real(to_chw(load_for_eval(p, size))[None])
-            n += 1
-        except ImageDecodeError as e:
-            log.warning("skipping unreadable image %s", e)
-    return n
-
-
-def add_translations(scorer: Scorer, net, paths: list[Path], size: int | None, device: torch.device) -> int:
-    from gan.translate import translate_batch
-
-    n = 0
-    for p in paths:
-        try:
-            img = load_for_eval(p, size)
-        except ImageDecodeError as e:
-            log.warning("skipping unreadable image %s", e)
-            continue
-        out = translate_batch(net, [to_tensor(img)], device)[0]
-        scorer.add_fake(to_chw(to_uint8(out))[None], sources=to_chw(img)[None])
-        n += 1
-    return n
 
 
 def format_table(results: dict[str, float]) -> str:
@@ -82,12 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--inception-weights", default=None, help="a local copy of the FID Inception weights file")
     p.add_argument("--json", default="evaluation.json", help="where to write the results (default: %(default)s)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto: bf16/fp16 autocast where the hardware runs it natively, else fp32 (as test.py)")
+    p.add_argument("--max-megapixels", type=float, default=4.0,
+                   help="inputs above this are translated in bands with whole-image statistics (as test.py)")
     add_threads_option(p)
     args = p.parse_args(argv)
 
     def go() -> int:
-        from gan.distributed import resolve_device
         from gan.checkpoint import load_generator
+        from gan.distributed import resolve_device
+        from gan.engine import Engine
 
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
         device = resolve_device(args.device, "--device")
@@ -101,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.num_images:
             inputs, refs = inputs[: args.num_images], refs[: args.num_images]
         n_ref = add_reference(scorer, refs, None)
-        n_in = add_translations(scorer, net, inputs, args.size, device)
+        engine = Engine(net, device, args.precision, max_pixels=int(args.max_megapixels * 1e6))
+        n_in = add_translations(scorer, engine, inputs, args.size)
         results = {**scorer.compute(), "n_input": n_in, "n_reference": n_ref}
         print(format_table(results))
         record = {"checkpoint": str(info.path), "direction": args.direction, "input": args.input,

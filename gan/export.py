@@ -23,6 +23,7 @@ from torch import nn
 
 from gan import GanError
 from gan.checkpoint import EXPORT_META
+from gan.models.base import ExportSpec
 from gan.onnx_runtime import OnnxGenerator
 
 TOLERANCE = 1e-3
@@ -51,121 +52,62 @@ def stamp_onnx(path: Path, meta: dict) -> None:
     onnx.save(model, str(path))
 
 
-def export_onnx(net: nn.Module, path: Path, in_channels: int, record: dict) -> None:
-    """The ONNX graph of the generator proper, with `record` (EXPORT_META) in its metadata."""
-    core = _Core(net)
-    example = torch.randn(1, in_channels, 64, 64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's notes on constant folding are not for users
-        torch.onnx.export(
-            core, (example,), str(path), input_names=["image"], output_names=["translated"], opset_version=17,
-            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                          "translated": {0: "batch", 2: "height", 3: "width"}},
-            dynamo=False,
-        )
-    stamp_onnx(path, record)
-
-
-def export_torchscript(net: nn.Module, path: Path, meta: dict | None = None) -> None:
-    """Scripted module; `meta` (direction, description, in_channels) rides along as an extra file, so
-    test.py can run the export and refuse the wrong direction."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated upstream but still loads everywhere
-        torch.jit.save(torch.jit.script(net), str(path), _extra_files={EXPORT_META: json.dumps(meta or {})})
-
-
-def check_export(net: nn.Module, path: Path, fmt: str, in_channels: int, seed: int = 0) -> float:
-    """Max |exported(x) - net(x)| on a random input of an odd size (37 x 53, batch 2)."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(2, in_channels, 37, 53, generator=g) * 2 - 1
-    with torch.no_grad():
-        ref = net(x)
-        if fmt == "onnx":
-            got = OnnxGenerator(path)(x)
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                got = torch.jit.load(str(path))(x)
-    return float((got - ref).abs().max())
+def generator_spec(net: nn.Module, in_channels: int) -> ExportSpec:
+    """The export of a one-image generator: ONNX holds the network proper (`core`; OnnxGenerator pads and crops
+    around it by the net's `pad_rule`, (multiple, minimum), recorded in the file), TorchScript the scripted
+    generator with its own pad and crop."""
+    g = torch.Generator().manual_seed(0)
+    return ExportSpec(_Core(net), (torch.randn(1, in_channels, 64, 64),), ["image"], ["translated"],
+                      {"image": {0: "batch", 2: "height", 3: "width"},
+                       "translated": {0: "batch", 2: "height", 3: "width"}},
+                      (torch.rand(2, in_channels, 37, 53, generator=g) * 2 - 1,), script=True,
+                      record={"in_channels": in_channels, "pad": list(getattr(net, "pad_rule", (4, 8)))})
 
 
 def export(net: nn.Module, fmt: str, output: str | Path, in_channels: int = 3, meta: dict | None = None) -> float:
-    """Write the export, run it back, return the max abs difference (GanError if above TOLERANCE)."""
+    """Export a one-image generator (see write_export)."""
+    return write_export(generator_spec(net, in_channels), fmt, output, net, meta)
+
+
+def write_export(spec: ExportSpec, fmt: str, output: str | Path, full: nn.Module | None = None,
+                 meta: dict | None = None) -> float:
+    """Write `spec` as ONNX or TorchScript, run the file back on the check inputs and return the max abs
+    difference from PyTorch (GanError above TOLERANCE, relative to the output's range). `full`: the module
+    users call (a generator with its pad/crop), which TorchScript scripts and both checks compare with; by
+    default the spec's module."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    net = net.cpu().eval()
-    record = {"in_channels": in_channels, **(meta or {})}  # what the file says about itself (EXPORT_META)
-    if fmt == "onnx":
-        export_onnx(net, output, in_channels, record)
-    elif fmt == "torchscript":
-        export_torchscript(net, output, record)
-    else:
-        raise GanError(f"--format must be onnx or torchscript, got {fmt!r}")
-    diff = check_export(net, output, fmt, in_channels)
-    if not np.isfinite(diff) or diff > TOLERANCE:
-        raise GanError(f"the exported model differs from PyTorch by {diff:.2e} (max abs) > {TOLERANCE}: "
-                       f"{output} is not trustworthy")
-    return diff
-
-
-# ------------------------------------------------------------------------------- content + style (AdaIN)
-
-
-class AdaINCore(nn.Module):
-    """The AdaIN network with two image inputs and the trade-off as a third: (content, style, alpha) ->
-    stylized content. Content H and W must be multiples of 8 (callers pad and crop, as for generators)."""
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.encoder, self.decoder = net.encoder, net.decoder
-
-    def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        from gan.models.adain import adain
-
-        fc = self.encoder(content)["relu4_1"]
-        fs = self.encoder(style)["relu4_1"]
-        return self.decoder(alpha * adain(fc, fs) + (1 - alpha) * fc)
-
-
-def export_adain(net: nn.Module, fmt: str, output: str | Path, meta: dict | None = None) -> float:
-    """ONNX (inputs content, style, alpha; dynamic sizes) or TorchScript (traced: shape-generic, no Python
-    control flow in the core); run back on other sizes than the example and compared with PyTorch."""
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    core = AdaINCore(net.cpu().eval()).eval()
-    record = {"kind": "adain", **(meta or {})}  # what the file says about itself (EXPORT_META)
-    example = (torch.rand(1, 3, 64, 64) * 2 - 1, torch.rand(1, 3, 48, 48) * 2 - 1, torch.tensor(1.0))
+    full = (full if full is not None else spec.module).cpu().eval()
+    record = {**spec.record, **(meta or {})}  # what the file says about itself (EXPORT_META)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # the exporters' notes (constant folding, deprecation) are not for users
         if fmt == "onnx":
-            torch.onnx.export(core, example, str(output), input_names=["content", "style", "alpha"],
-                              output_names=["stylized"], opset_version=17, dynamo=False,
-                              dynamic_axes={"content": {2: "height", 3: "width"}, "style": {2: "sh", 3: "sw"},
-                                            "stylized": {2: "height", 3: "width"}})
+            torch.onnx.export(spec.module.cpu().eval(), spec.example, str(output), input_names=spec.input_names,
+                              output_names=spec.output_names, dynamic_axes=spec.dynamic_axes, opset_version=17,
+                              dynamo=False)
             stamp_onnx(output, record)
         elif fmt == "torchscript":
             with torch.no_grad():
-                traced = torch.jit.trace(core, example, check_trace=False)
-            torch.jit.save(traced, str(output), _extra_files={EXPORT_META: json.dumps(record)})
+                ts = torch.jit.script(full) if spec.script else torch.jit.trace(full, spec.example, check_trace=False)
+            torch.jit.save(ts, str(output), _extra_files={EXPORT_META: json.dumps(record)})
         else:
             raise GanError(f"--format must be onnx or torchscript, got {fmt!r}")
-    g = torch.Generator().manual_seed(0)
-    c, s, a = torch.rand(1, 3, 40, 56, generator=g) * 2 - 1, torch.rand(1, 3, 32, 24, generator=g) * 2 - 1, 0.7
-    with torch.no_grad():
-        ref = core(c, s, torch.tensor(a))
-        if fmt == "onnx":
-            import onnxruntime as ort
+        with torch.no_grad():
+            ref = full(*spec.check)
+            if fmt == "onnx" and spec.input_names == ["image"]:
+                got = OnnxGenerator(output)(*spec.check)  # the pad/crop test.py puts around the graph
+            elif fmt == "onnx":
+                import onnxruntime as ort
 
-            sess = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
-            got = torch.from_numpy(sess.run(None, {"content": c.numpy(), "style": s.numpy(),
-                                                   "alpha": np.array(a, dtype=np.float32)})[0])
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                got = torch.jit.load(str(output))(c, s, torch.tensor(a))
+                sess = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
+                got = torch.from_numpy(sess.run(None, {n: np.asarray(t.numpy(), dtype=np.float32)
+                                                       for n, t in zip(spec.input_names, spec.check)})[0])
+            else:
+                got = torch.jit.load(str(output))(*spec.check)
     diff = float((got - ref).abs().max())
     if not np.isfinite(diff) or diff > TOLERANCE * max(1.0, float(ref.abs().max())):
-        raise GanError(f"the exported model differs from PyTorch by {diff:.2e} (max abs): {output} is not trustworthy")
+        raise GanError(f"the exported model differs from PyTorch by {diff:.2e} (max abs) > {TOLERANCE}: "
+                       f"{output} is not trustworthy")
     return diff
 
 
@@ -186,12 +128,15 @@ def main(argv: list[str] | None = None) -> int:
         import logging
 
         from gan.checkpoint import checkpoint_kind, load_generator, load_style_network
+        from gan.models import KINDS
 
-        if checkpoint_kind(args.checkpoint) == "adain":
+        kind = checkpoint_kind(args.checkpoint)
+        if kind in KINDS and KINDS[kind].inputs != ("image",):
             net, info = load_style_network(args.checkpoint, "cpu")
-            diff = export_adain(net, args.format, args.output, {"description": info.description})
-            logging.getLogger("gan").info("exported %s to %s (inputs content, style, alpha); check: max abs "
-                                          "difference %.2e", info.description, args.output, diff)
+            spec = KINDS[kind].export_spec(net)
+            diff = write_export(spec, args.format, args.output, meta={"kind": kind, "description": info.description})
+            logging.getLogger("gan").info("exported %s to %s (inputs %s); check: max abs difference %.2e",
+                                          info.description, args.output, ", ".join(spec.input_names), diff)
             return 0
         net, info = load_generator(args.checkpoint, args.direction, "cpu", args.weights)
         if info.source in ("onnx", "torchscript"):

@@ -17,14 +17,19 @@ Inception metrics lower is better.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan import GanError
+from gan import GanError, ImageDecodeError
+from gan.data import load_image, resize_center_crop, to_chw
+
+log = logging.getLogger("gan")
 
 
 
@@ -191,3 +196,38 @@ def better(metric: str, new: float, old: float | None) -> bool:
         return True
     base = metric.rsplit("_", 1)[0] if metric.endswith(("_ab", "_ba")) else metric
     return new > old if base in HIGHER_IS_BETTER else new < old
+
+
+# ------------------------------------------------------------------------------ image sets into a scorer
+
+
+def load_for_eval(path: Path, size: int | None) -> np.ndarray:
+    """uint8 (H, W, 3); with `size`, short side resized to size and centre-cropped to size x size."""
+    img = load_image(path)
+    return resize_center_crop(img, size) if size else img
+
+
+def add_reference(scorer: "Scorer", paths: list[Path], size: int | None) -> int:
+    n = 0
+    for p in paths:
+        try:
+            scorer.add_real(to_chw(load_for_eval(p, size))[None])
+            n += 1
+        except ImageDecodeError as e:
+            log.warning("skipping unreadable image %s", e)
+    return n
+
+
+def add_translations(scorer: "Scorer", engine, paths: list[Path], size: int | None) -> int:
+    """Translate each image through `engine` (gan.engine.Engine: its precision and band policy) and add it."""
+    n = 0
+    for p in paths:
+        try:
+            img = load_for_eval(p, size)
+        except ImageDecodeError as e:
+            log.warning("skipping unreadable image %s", e)
+            continue
+        out = engine.image(to_chw(img), as_uint8=True)
+        scorer.add_fake(to_chw(out)[None], sources=to_chw(img)[None])
+        n += 1
+    return n

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan import GanError
+from gan.bandprog import Op, Program, ops_of
 from gan.config import DiscriminatorConfig, GeneratorConfig, InitConfig, ModelConfig
 
 
@@ -53,6 +54,10 @@ class ResnetBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv_block(x)
+
+    def band_ops(self, norms: dict[int, int]) -> list[Op]:
+        """forward over bands: remember x, the block's layers, add x back."""
+        return [Op("push")] + ops_of(self.conv_block, norms) + [Op("add")]
 
 
 class ColorPath(nn.Module):
@@ -198,10 +203,22 @@ class ResnetGenerator(nn.Module):
             y = y + self.skip(x)
         return y
 
+    pad_rule = (4, 8)  # forward pads H and W to a multiple of 4, at least 8 (the two stride-2 stages)
+    __constants__ = ["pad_rule"]  # (TorchScript)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        x = pad_to_multiple(x, 4, minimum=8)
+        x = pad_to_multiple(x, self.pad_rule[0], self.pad_rule[1])
         return self.core(x)[..., :h, :w]
+
+    def band_program(self, norms: dict[int, int]) -> Program:
+        """forward over bands (gan.tiling): pad to a multiple of 4 (at least 8), the layers of `model`, plus
+        the skip path of the input, crop back."""
+        ops = ops_of(self.model, norms)
+        if self.has_skip:
+            ops.append(Op("input_add", self.skip))
+        last = self.model[-1] if not isinstance(self.model[-1], nn.Tanh) else self.model[-2]
+        return Program(ops, *self.pad_rule, last.out_channels)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 1) -> torch.Tensor:

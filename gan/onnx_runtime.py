@@ -12,8 +12,9 @@ from gan.networks import pad_to_multiple
 
 
 class OnnxGenerator:
-    """(N, C, H, W) in [-1, 1] -> the same, through onnxruntime. The graph needs H, W divisible by 4: inputs
-    are padded and outputs cropped back here, as the PyTorch generator does itself."""
+    """(N, C, H, W) in [-1, 1] -> the same, through onnxruntime. The graph holds the network proper: inputs
+    are padded (to the multiple and minimum size the export records as "pad", [4, 8] for the ResNet
+    generator and files without a record) and outputs cropped back here, as the PyTorch generator does."""
 
     supports_autocast = False
 
@@ -31,10 +32,20 @@ class OnnxGenerator:
         first = self.session.get_inputs()[0]
         self.input_name = first.name
         self.in_channels = first.shape[1] if isinstance(first.shape[1], int) else 3
+        import json
+
+        from gan.checkpoint import EXPORT_META
+
+        try:
+            record = json.loads(self.metadata.get(EXPORT_META, "") or "{}")
+        except ValueError:
+            record = {}
+        pad = record.get("pad", [4, 8]) if isinstance(record, dict) else [4, 8]
+        self.pad = (int(pad[0]), int(pad[1])) if isinstance(pad, list) and len(pad) == 2 else (4, 8)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        x = pad_to_multiple(x.float(), 4, minimum=8)
+        x = pad_to_multiple(x.float(), self.pad[0], minimum=self.pad[1])
         out = self.session.run(None, {self.input_name: x.cpu().numpy()})[0]
         return torch.from_numpy(out)[..., :h, :w]
 

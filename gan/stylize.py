@@ -23,7 +23,6 @@ style images the photo's colour mean and covariance. VGG is the one extractor of
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -37,6 +36,7 @@ import torch.nn.functional as F
 
 from gan import GanError, ImageDecodeError, losses
 from gan.config import VGG_LAYERS
+from gan.precision import resolve_precision
 
 log = logging.getLogger("gan")
 
@@ -64,7 +64,7 @@ class StylizeOptions:
     init: str = "content"  # content | noise | style
     seed: int = 0
     preserve_color: str = "none"  # none | luminance | histogram
-    precision: str = "fp32"  # fp32 | bf16 (autocast; resolved from "auto" by the caller)
+    precision: str = "fp32"  # fp32 | bf16 | auto (gan.precision; fp16 only for a content + style network)
     save_every: int = 0  # call `callback` with the current image every N iterations (0 = at scale ends)
     extra: dict = field(default_factory=dict)
 
@@ -266,8 +266,7 @@ def stylize(content: np.ndarray, styles: list[np.ndarray], opts: StylizeOptions,
     used = [(w, s) for w, s in zip(weights, styles_f) if w > 0]
     weights, styles_f = [w for w, _ in used], [s for _, s in used]
 
-    amp = opts.precision == "bf16"
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if amp else contextlib.nullcontext
+    autocast = resolve_precision(opts.precision, device, fp16=False).autocast
     gen = torch.Generator().manual_seed(opts.seed)
     h0, w0 = content.shape[:2]
     need = vgg_min_side(opts.content_layers + opts.style_layers)
@@ -469,7 +468,7 @@ def stylize_feedforward(content: np.ndarray, styles: list[np.ndarray], net: torc
     Contents above `max_pixels` are computed in bands with whole-image statistics (gan.tiling), like big images
     in test.py; `progress(fraction, what)` follows them."""
     from gan.data import resize_to, to_chw
-    from gan.translate import TranslateOptions, translate_image
+    from gan.engine import Engine
 
     if not 0 <= alpha <= 1:
         raise GanError(f"--alpha: invalid value {alpha}; expected a number in [0, 1]")
@@ -486,14 +485,10 @@ def stylize_feedforward(content: np.ndarray, styles: list[np.ndarray], net: torc
         content_f = work = None
         image = to_chw(resize_to(content, hw))
     style_ts = [_to_tensor(s, feedforward_style_hw(*s.shape[:2], opts.style_scale), device) for s in styles_f]
-    amp = opts.precision == "bf16"
-
-    def autocast():
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
-
-    with autocast():
+    precision = resolve_precision(opts.precision, device)
+    with precision.autocast():
         stylizer = net.stylizer(style_ts, normalised_weights(opts.style_weights, len(styles)), alpha)
-    out = translate_image(stylizer, image, device, TranslateOptions(max_pixels=max_pixels), autocast, progress)
+    out = Engine(stylizer, device, precision, max_pixels=max_pixels).image(image, progress)
     if content_f is not None:
         return _finish(out[None].float().clamp(-1, 1), content_f, opts)
     return out.float().clamp_(-1, 1).add_(1).div_(2).permute(1, 2, 0).numpy()  # in place: one full-size copy

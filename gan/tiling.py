@@ -20,8 +20,11 @@ the untiled computation up to floating-point rounding (the stores keep activatio
 "reduced precision" half of the memory bound). Stores live in RAM up to `cache_mb` and in a temporary file
 beyond (read and written with pread/pwrite, so they count as page cache, not as the process's memory).
 
-Nets the program reader does not know (ONNX and TorchScript exports) are translated in overlapping tiles
-blended with a raised-cosine window, each tile with its own statistics (`translate_tiles`).
+A net declares its program beside its forward (`band_program`, from gan.bandprog's readers); the first time a
+net is run here, its program is checked against its forward on a small input, and a net whose program does
+not reproduce it is not run in bands (fail-closed). Nets without a program (ONNX and TorchScript exports, any
+other module) are translated in overlapping tiles blended with a raised-cosine window, each tile with its own
+statistics (`translate_tiles`), and `why_not(net)` says why.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import logging
 import math
 import os
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable
@@ -39,7 +43,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from gan.bandprog import Op, Program, Unsupported
 from gan.data import normalize_uint8, to_uint8
+from gan.networks import pad_to_multiple
 from gan.normstats import NormStats
 
 log = logging.getLogger("gan")
@@ -50,137 +56,57 @@ STORE_RATIO = 8  # an activation is stored when it holds at most this many value
 # ----------------------------------------------------------------------------------------- programs
 
 
-@dataclass
-class Op:
-    """One step of a program. kind:
-    layer      fn maps a band to a band: out rows = in rows * f; needs `r` extra input rows on each side of a
-               band (its reach, including padding); band starts at multiples of `align` (strided layers)
-    norm       norm layer `index`: normalise with the whole image's statistics, then `post(normed, raw)`
-    push       remember the current value (a residual branch starts)
-    add        add the remembered value (set when the program runs: `skip`)
-    input_add  add fn(the input image rows), at the input's resolution (a generator's skip path)
-    tap        write the current value's own rows of each band to `store` (set when the program runs)
-    """
-
-    kind: str
-    fn: Callable | None = None
-    f: Fraction = Fraction(1)
-    r: int = 0
-    align: int = 1
-    channels: int = 0  # output channels (0: unchanged)
-    macs: float = 0.0  # multiply-adds per output position (progress weights)
-    index: int = -1
-    post: Callable | None = None
-    skip: "Source | None" = None
-    store: "Store | None" = None
+_CHECKED: "weakref.WeakKeyDictionary[nn.Module, str]" = weakref.WeakKeyDictionary()  # net -> "" (ok) or why not
 
 
-@dataclass
-class Program:
-    ops: list[Op]
-    multiple: int  # the net pads H and W up to a multiple of this...
-    minimum: int  # ...and at least this, then crops back
-    out_channels: int
-
-    def padded(self, h: int, w: int) -> tuple[int, int]:
-        """The size an h x w input is padded to (as gan.networks.pad_to_multiple does)."""
-        return tuple(max(-(-n // self.multiple) * self.multiple, self.minimum) for n in (h, w))
+def program(net: nn.Module, stats: NormStats, check: bool = True) -> Program | None:
+    """The band program the net declares beside its forward (`band_program(norms)`, see gan.bandprog), or
+    None. Fail-closed: the first time a net is asked for (`check`), its program is run in bands on a small
+    input and compared with net(x); a program that does not reproduce the forward is not used."""
+    return None if why_not(net, check) else _declared(net, stats)
 
 
-def _layer(m: nn.Module) -> Op | None:
-    """A layer's Op, or None when it is not one the band runner knows. A module may declare its own row
-    arithmetic beside its forward (`band_layer = {"scale": (num, den), "reach": r, "align": a}`)."""
-    declared = getattr(m, "band_layer", None)
-    if declared is not None:
-        return Op("layer", m, Fraction(*declared["scale"]), declared["reach"], declared["align"])
-    if isinstance(m, (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Dropout, nn.Identity, nn.BatchNorm2d)):
-        return Op("layer", m)
-    if isinstance(m, nn.InstanceNorm2d) and m.track_running_stats:  # eval: its running statistics, per pixel
-        return Op("layer", m)
-    if isinstance(m, nn.Conv2d) and m.stride[0] == m.stride[1] and isinstance(m.padding, tuple):
-        s, k, d = m.stride[0], m.kernel_size[0], m.dilation[0]
-        return Op("layer", m, Fraction(1, s), d * (k - 1) // 2 + m.padding[0] + (s > 1), s, m.out_channels,
-                  k * m.kernel_size[1] * m.in_channels * m.out_channels / m.groups)
-    if isinstance(m, nn.ConvTranspose2d) and m.stride[0] == m.stride[1]:
-        s, k = m.stride[0], m.kernel_size[0]
-        return Op("layer", m, Fraction(s), (k - 1) // 2 + 1, 1, m.out_channels,
-                  k * m.kernel_size[1] * m.in_channels * m.out_channels / (s * s))
-    if isinstance(m, nn.Upsample) and m.size is None and not m.align_corners:
-        # align_corners=True maps the corners onto each other: each row's weights depend on the image's
-        # height, so a band would not compute the whole image's rows. Nearest and half-pixel modes are local.
-        s = m.scale_factor if isinstance(m.scale_factor, (int, float)) else m.scale_factor[0]
-        if float(s).is_integer():
-            return Op("layer", m, Fraction(int(s)), 0 if m.mode == "nearest" else 1)
-    if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
-        k = m.kernel_size if isinstance(m.kernel_size, int) else m.kernel_size[0]
-        s = m.stride if isinstance(m.stride, int) else m.stride[0]
-        p = m.padding if isinstance(m.padding, int) else m.padding[0]
-        if k == s:
-            return Op("layer", m, Fraction(1, s), p + 1, s)
-    return None
+def _declared(net: nn.Module, stats: NormStats) -> Program:
+    return net.band_program({id(m): i for i, m in enumerate(stats.layers)})
 
 
-class _Unsupported(Exception):
-    pass
-
-
-def _ops(modules, norms: dict[int, int]) -> list[Op]:
-    """Ops for a sequence of modules; a padding layer is fused with the layer after it."""
-    from gan.networks import ResnetBlock
-
-    out: list[Op] = []
-    pad = None
-    for m in modules:
-        if isinstance(m, (nn.ReflectionPad2d, nn.ReplicationPad2d, nn.ZeroPad2d)):
-            if pad is not None:
-                raise _Unsupported
-            pad = m
-            continue
-        if isinstance(m, ResnetBlock):
-            if pad is not None:
-                raise _Unsupported
-            out += [Op("push")] + _ops(m.conv_block, norms) + [Op("add")]
-            continue
-        if isinstance(m, nn.InstanceNorm2d) and id(m) in norms:
-            if pad is not None:
-                raise _Unsupported
-            out.append(Op("norm", index=norms[id(m)]))
-            continue
-        op = _layer(m)
-        if op is None:
-            raise _Unsupported
-        if pad is not None:
-            p = pad.padding[2] if isinstance(pad.padding, tuple) else pad.padding  # (left, right, top, bottom)
-            op = Op("layer", nn.Sequential(pad, m), op.f, op.r + p, op.align, op.channels, op.macs)
-            pad = None
-        out.append(op)
-    if pad is not None:
-        raise _Unsupported
-    return out
-
-
-def program(net: nn.Module, stats: NormStats) -> Program | None:
-    """The band program of a generator this module knows (the ResNet generator of every model kind and the
-    reference zoo; AdaIN with its styles fixed), or None."""
-    from gan.models.adain import AdaINStylizer
-    from gan.networks import ResnetGenerator
-
-    norms = {id(m): i for i, m in enumerate(stats.layers)}
+def why_not(net, check: bool = True) -> str:
+    """"" when the band runner computes `net` exactly, else why not (for the user: said where a big image goes
+    in blended tiles instead)."""
+    if not isinstance(net, nn.Module):
+        return "an exported model cannot be run stage by stage: translate with its checkpoint for whole-image statistics"
+    if getattr(net, "band_program", None) is None:
+        return f"{type(net).__name__} declares no band program"
+    if net in _CHECKED:
+        return _CHECKED[net]
     try:
-        if isinstance(net, ResnetGenerator):
-            ops = _ops(net.model, norms)
-            if net.has_skip:
-                ops.append(Op("input_add", net.skip))
-            return Program(ops, 4, 8, net.model[-1].out_channels if not isinstance(net.model[-1], nn.Tanh)
-                           else net.model[-2].out_channels)
-        if isinstance(net, AdaINStylizer):
-            prep = Op("layer", net.encoder_input)
-            ops = [prep] + _ops(net.encoder_layers, norms)
-            norm = Op("norm", index=norms[id(net.content_norm)], post=net.mix)
-            return Program(ops + [norm] + _ops(net.decoder.layers, norms), 8, 16, 3)
-    except _Unsupported:
-        return None
-    return None
+        _declared(net, NormStats(net))
+    except Unsupported as e:
+        return f"{type(net).__name__} cannot run in bands: {e}"
+    if not check:
+        return ""
+    _CHECKED[net] = _self_check(net)
+    return _CHECKED[net]
+
+
+@torch.no_grad()
+def _self_check(net: nn.Module) -> str:
+    """Run the program in several bands on a small input and compare it with the net's own forward."""
+    prog = _declared(net, NormStats(net))
+    param = next(net.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    cin = next((m.in_channels for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))), 3)
+    g = torch.Generator().manual_seed(0)
+    h, w = prog.padded(3 * prog.minimum + 5, 2 * prog.minimum + 3)
+    x = torch.rand(1, cin, h - 3, w - 1, generator=g) * 2 - 1
+    want = net(x.to(device)).float().cpu()
+    got = _run_bands(net, prog, NormStats(net), x, BandOptions(tile=prog.minimum, store_dtype=torch.float32),
+                     contextlib.nullcontext, device, None, None, None)
+    diff = float((got - want).abs().max()) if got.shape == want.shape else float("inf")
+    if not diff <= 1e-3 * max(1.0, float(want.abs().max())):
+        return (f"{type(net).__name__}'s band program does not reproduce its forward (max difference {diff:.3g} "
+                "on a test input)")
+    return ""
 
 
 # -------------------------------------------------------------------------------------------- stores
@@ -487,15 +413,18 @@ def translate_large(net: nn.Module, image: torch.Tensor, opts: BandOptions | Non
     band. Raises ValueError for a net without a band program (see `program`). `cache` (default: a new one from
     opts) holds the stored activations; it is closed at the end. With `out` (uint8 (H, W, C')), the result is
     written there as 8-bit bands instead (a quarter of the float image's memory) and `out` is returned."""
-    from gan.networks import pad_to_multiple
-
     opts = opts or BandOptions()
     autocast = autocast or contextlib.nullcontext
     device = device or next(net.parameters()).device
     stats = NormStats(net)
     prog = program(net, stats)
     if prog is None:
-        raise ValueError(f"no band program for {type(net).__name__}")
+        raise ValueError(f"no band program: {why_not(net)}")
+    return _run_bands(net, prog, stats, image, opts, autocast, device, progress, cache, out)
+
+
+def _run_bands(net, prog: Program, stats: NormStats, image: torch.Tensor, opts: BandOptions, autocast,
+               device: torch.device, progress, cache: "Cache | None", out: np.ndarray | None):
     h, w = image.shape[-2:]
     if image.dtype == torch.uint8:  # as pad_to_multiple pads, without a float copy of the image
         hp, wp = prog.padded(h, w)
@@ -647,8 +576,8 @@ def _compute_tile(tile: int, float32: bool) -> int:
 
 
 def runs_in_bands(net) -> bool:
-    """Whether translate_large can run net (a module whose layers form a band program)."""
-    return isinstance(net, nn.Module) and program(net, NormStats(net)) is not None
+    """Whether translate_large can run net (a module that declares a band program which passed its check)."""
+    return not why_not(net)
 
 
 def program_channels(net: nn.Module) -> int:

@@ -49,11 +49,11 @@ from gan.distributed import barrier, get_rank, get_world_size, is_main, resolve_
 from gan.models import kind_class
 from gan.models.base import TrainModel
 from gan.networks import count_parameters
+from gan.precision import resolve_precision
 from gan.tracking import Tracker, make_grid
 
 log = logging.getLogger("gan")
 
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 DIRECTION_INPUT = {"AtoB": "A", "BtoA": "B"}  # the batch key (domain) each generator direction translates
 
 
@@ -95,15 +95,27 @@ class Trainer:
         self.device = resolve_device(t.device)
         if t.precision == "fp16" and self.device.type != "cuda":
             raise GanError(f"train.precision=fp16 needs CUDA; this run is on {self.device} (use bf16 or fp32)")
-        self.amp = t.precision in AMP_DTYPES
-        self.amp_dtype = AMP_DTYPES.get(t.precision, torch.bfloat16)
+        self.precision = resolve_precision(t.precision, self.device, what="train.precision")
         self.rank, self.world_size = get_rank(), get_world_size()
+        # The run's random state lives in the global generators (torch, CUDA, NumPy, Python: what data
+        # augmentation, dropout and weight init draw from) only while the run computes: here while the nets are
+        # built, and inside fit(). Outside, the caller's state is as it was (an app or a test that builds a
+        # Trainer is not reseeded).
+        caller = ckpt_io.rng_state()
         torch.manual_seed(cfg.seed + self.rank)
         np.random.seed((cfg.seed + self.rank) % 2**32)
         random.seed(cfg.seed + self.rank)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+        try:
+            self._build(cfg, resume, vgg_weights, tracker, feature_extractor)
+        finally:
+            if not hasattr(self, "_rng"):  # set by _restore from the checkpoint; else the state after building
+                self._rng = ckpt_io.rng_state()
+            ckpt_io.set_rng_state(caller)
+        self._in_run = False
 
+    def _build(self, cfg: Config, resume: dict | None, vgg_weights: str | None, tracker: Tracker | None,
+               feature_extractor: torch.nn.Module | None) -> None:
+        t = cfg.train
         kind = kind_class(cfg.model.kind)
         if cfg.eval.every > 0 and not kind.generators:
             raise GanError(f"eval.every={cfg.eval.every}: model kind {cfg.model.kind} has no one-input generator to "
@@ -210,7 +222,7 @@ class Trainer:
         """The whole training state, in the checkpoint schema. Collective under DDP: every rank must call it
         (the per-process state and RNGs of all ranks are gathered)."""
         rank_state = dist_utils.all_gather_object(self.model.rank_state())
-        rngs = dist_utils.all_gather_object(ckpt_io.rng_state())
+        rngs = dist_utils.all_gather_object(ckpt_io.rng_state() if self._in_run else self._rng)
         return ckpt_io.pack(
             kind=self.cfg.model.kind,
             config=to_dict(self.cfg),
@@ -258,7 +270,7 @@ class Trainer:
                             self.steps_per_epoch, pos["steps_per_epoch"], pos["world_size"], self.world_size,
                             pos["batch_size"], self.cfg.data.batch_size, self.epoch)
         if len(state["rng"]) == self.world_size:
-            ckpt_io.set_rng_state(state["rng"][self.rank])
+            self._rng = state["rng"][self.rank]
         self.best = state.get("best")
         if self.best is not None and self.best["metric"] != self.cfg.eval.best:
             self.best = None  # eval.best changed on resume: scores of another metric do not compare
@@ -278,7 +290,7 @@ class Trainer:
 
     def autocast(self):
         """The step's forward passes run under this: autocast to bf16/fp16, or nothing in fp32."""
-        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp)
+        return self.precision.autocast()
 
     def update(self, name: str | tuple[str, ...], loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
         """Backward `loss` once and step optimizer `name` (or each of a tuple of names, e.g. a generator and
@@ -342,6 +354,24 @@ class Trainer:
             self.tracker = Tracker(self.run_dir, self.cfg, enabled=is_main(), run_id=self.wandb_run_id)
         barrier()
 
+    @contextlib.contextmanager
+    def _run_state(self):
+        """Inside: the global RNGs hold this run's state, and cuDNN picks its fastest kernels per input shape
+        (when every batch has the crop's size: with preprocess none or scale_width each batch has another size,
+        and benchmarking each would cost more than it gains). Outside: the caller's RNGs and setting."""
+        caller, bench = ckpt_io.rng_state(), torch.backends.cudnn.benchmark
+        ckpt_io.set_rng_state(self._rng)
+        fixed = self.cfg.data.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop")
+        torch.backends.cudnn.benchmark = self.device.type == "cuda" and fixed
+        self._in_run = True
+        try:
+            yield
+        finally:
+            self._in_run = False
+            self._rng = ckpt_io.rng_state()
+            ckpt_io.set_rng_state(caller)
+            torch.backends.cudnn.benchmark = bench
+
     def fit(self) -> Path:
         """Train to the end (or to a stop signal); returns the path of the last checkpoint written."""
         self.open_run()
@@ -351,7 +381,7 @@ class Trainer:
         window_start, data_wait = time.perf_counter(), 0.0
         estimate = _RunEstimate(self.step) if is_main() else None
         stop = False
-        with self._signals():
+        with self._signals(), self._run_state():
             while not self.finished() and not stop:
                 self.data.set_position(self.epoch, self.in_epoch)
                 fetch_start = time.perf_counter()
@@ -410,8 +440,7 @@ class Trainer:
         """Test splits, one scorer per generator direction, and the real images' features, once (rank 0).
         AtoB translates test_a and compares with test_b; BtoA the other way."""
         from gan.data import domain_dir, scan_domain
-        from gan.evaluate import add_reference
-        from gan.metrics import Scorer
+        from gan.metrics import Scorer, add_reference
 
         e, d = self.cfg.eval, self.cfg.data
         splits = {"AtoB": ("test_a", "test_b"), "BtoA": ("test_b", "test_a")}
@@ -429,8 +458,8 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """Metrics on the test splits for every generator direction (rank 0; a collective for best.pt)."""
-        from gan.evaluate import add_translations
-        from gan.metrics import better
+        from gan.engine import Engine
+        from gan.metrics import add_translations, better
 
         results: dict[str, float] = {}
         improved = False
@@ -441,7 +470,7 @@ class Trainer:
                 scorer.reset_fake()
                 was_training = net.training
                 net.eval()
-                add_translations(scorer, net, sources, size, self.device)
+                add_translations(scorer, Engine(net, self.device, self.precision), sources, size)
                 net.train(was_training)
                 suffix = {"AtoB": "ab", "BtoA": "ba"}[direction]
                 results.update({f"{k}_{suffix}": v for k, v in scorer.compute().items()})

@@ -24,10 +24,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gan import GanError, ImageDecodeError, tiling
+from gan import GanError, ImageDecodeError
 from gan.cpus import worker_count
-from gan.data import (IMAGE_EXTENSIONS, find_images, load_image, load_image_alpha, normalize_uint8,
-                      resize_short_side, resized_hw, to_chw, to_uint8)
+from gan.data import (IMAGE_EXTENSIONS, find_images, load_image, load_image_alpha, resize_short_side, resized_hw,
+                      to_chw, to_uint8)
+from gan.engine import Engine
 from gan.video import VIDEO_EXTENSIONS, VideoOptions, is_video, translate_video
 
 log = logging.getLogger("gan")
@@ -35,29 +36,7 @@ log = logging.getLogger("gan")
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "bmp": "BMP", "tif": "TIFF", "tiff": "TIFF"}
 
 
-def net_device(net) -> torch.device:
-    """Where a generator's weights are (the CPU for parameterless callables such as OnnxGenerator)."""
-    params = net.parameters() if isinstance(net, nn.Module) else iter(())
-    return next((p.device for p in params), torch.device("cpu"))
-
-
 # ---------------------------------------------------------------------------------- folder runs
-
-
-def inference_precision(requested: str, device: torch.device) -> str:
-    """`auto`: bf16 autocast where the hardware runs it natively (CUDA with bf16, else fp16; CPUs with AMX or
-    AVX512-BF16, about 2.5x faster than fp32 there), fp32 elsewhere. Output differences are below one
-    8-bit level on average."""
-    if requested != "auto":
-        return requested
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    cpu = getattr(torch, "cpu", None)
-    native = any(getattr(cpu, f, lambda: False)() for f in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
-    return "bf16" if native else "fp32"
-
-
-AUTO_TILE = 512  # bands of about this many pixels squared for images above max_pixels
 
 
 @dataclass
@@ -65,13 +44,13 @@ class TranslateOptions:
     batch_size: int = 1
     tile: int = 0  # > 0: images above tile x tile pixels go in bands (or tiles) of that many pixels
     tile_overlap: int = 32  # blended tiles (exported models only)
-    max_pixels: int = 4_000_000  # images above this many pixels go in bands of AUTO_TILE^2 pixels
+    max_pixels: int = 4_000_000  # images above this many pixels go in bands of engine.AUTO_TILE^2 pixels
     cache_mb: int = 256  # band runs: stored activations in RAM up to this, beyond it in a temporary file
     resize: int | None = None  # short side, before translation
     fmt: str = "png"
     overwrite: bool = False
     workers: int = 2
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 needs CUDA) | auto (see inference_precision)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 needs CUDA) | auto (see gan.precision)
     video: VideoOptions = field(default_factory=VideoOptions)  # videos and animated GIF/WebP (gan.video)
 
 
@@ -180,18 +159,8 @@ def translate_folder(net: nn.Module, input_path: str | Path, output_dir: str | P
     single = len(everything) == 1 and Path(input_path).is_file()
     videos = [(s, d) for s, d in everything if is_video(s)]
     pairs = [(s, d) for s, d in everything if not is_video(s)]
-    device = net_device(net)
-    precision = inference_precision(opts.precision, device)
-    if precision == "fp16" and device.type != "cuda":
-        raise GanError("--precision fp16 needs CUDA (use bf16 or fp32 on the CPU)")
-    amp = precision in ("bf16", "fp16") and getattr(net, "supports_autocast", True)
-    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
-
-    def autocast():
-        return torch.autocast(device.type, dtype=dtype, enabled=amp)
-
-    # Inputs in channels_last on CUDA: fastest there when the caller's net is channels_last too.
-    channels_last = device.type == "cuda"
+    engine = Engine.for_options(net, opts)
+    device = engine.device
     sources = [s for s, _ in pairs]
     loader = torch.utils.data.DataLoader(
         _Images(sources, opts.resize), batch_sampler=_size_batches(sources, opts.batch_size, opts.resize),
@@ -215,15 +184,14 @@ def translate_folder(net: nn.Module, input_path: str | Path, output_dir: str | P
                 if err is not None:
                     skipped.append((sources[i], err))
                     log.warning("skipping unreadable image %s", err)
-            if good and band_tile(*good[0][1].shape[-2:], opts):
+            if good and engine.tile_for(*good[0][1].shape[-2:]):
                 outs = []
                 for i, t in good:
-                    log.info("%s: %s", sources[i], describe_large(net, *t.shape[-2:], band_tile(*t.shape[-2:], opts),
-                                                                 opts))
+                    log.info("%s: %s", sources[i], engine.describe(*t.shape[-2:]))
                     with _fraction_bar(progress, sources[i].name) as report:
-                        outs.append(translate_image(net, t, device, opts, autocast, report, as_uint8=True))
+                        outs.append(engine.image(t, report, as_uint8=True))
             elif good:
-                outs = translate_batch(net, [t for _, t in good], device, opts, autocast, channels_last)
+                outs = engine.batch([t for _, t in good])
             if good:
                 for (i, _), out in zip(good, outs):
                     img = out if isinstance(out, np.ndarray) else to_uint8(out, inplace=True)
@@ -239,7 +207,7 @@ def translate_folder(net: nn.Module, input_path: str | Path, output_dir: str | P
     for i, (src, dst) in enumerate(videos):
         log.info("video %d/%d: %s -> %s (%s statistics)", i + 1, len(videos), src, dst, opts.video.stats)
         try:
-            n = translate_video(net, src, dst, _with_resize(opts.video, opts), device, autocast, progress)
+            n = translate_video(engine, src, dst, _with_resize(opts.video, opts), progress)
         except GanError as e:
             if single:
                 raise
@@ -265,64 +233,6 @@ def _check_writable(folder: Path) -> None:
         probe.unlink()
     except OSError as e:
         raise GanError(f"cannot write to the output folder {folder}: {e.strerror or e}") from None
-
-
-def band_tile(h: int, w: int, opts: TranslateOptions) -> int:
-    """The band/tile size for an h x w image, or 0 when it is translated in one pass."""
-    if opts.tile:
-        return opts.tile if h * w > opts.tile * opts.tile else 0
-    return AUTO_TILE if h * w > opts.max_pixels else 0
-
-
-def describe_large(net, h: int, w: int, tile: int, opts: TranslateOptions) -> str:
-    """One line saying how a big image is translated."""
-    why = f"above --tile {opts.tile}" if opts.tile else f"above --max-megapixels {opts.max_pixels / 1e6:g}"
-    head = f"{w}x{h} ({h * w / 1e6:.3g} MP), {why}:"
-    plan = tiling.plan_summary(net, h, w, tile, float32=opts.precision == "fp32")
-    if plan is not None:
-        passes, rows = plan
-        return (f"{head} computed in bands of about {rows} rows, {passes} passes, with whole-image norm "
-                f"statistics")
-    n = len(tiling._tile_starts(h, tile, opts.tile_overlap)) * len(tiling._tile_starts(w, tile, opts.tile_overlap))
-    return (f"{head} {n} overlapping tiles of {tile} px, each with its own norm statistics (an exported model "
-            "cannot be run stage by stage: translate with its checkpoint for whole-image statistics)")
-
-
-@torch.no_grad()
-def translate_image(net, image: torch.Tensor, device: torch.device, opts: TranslateOptions, autocast=None,
-                    progress=None, as_uint8: bool = False) -> torch.Tensor | np.ndarray:
-    """One (C, H, W) image, uint8 or float in [-1, 1], of any size -> its translation (float (C, H, W) on the
-    CPU; with as_uint8, uint8 (H, W, C), which big images fill band by band): in one pass, or in bands/tiles
-    when band_tile says so. `progress(fraction, what)` for big images."""
-    autocast = autocast or contextlib.nullcontext
-    h, w = image.shape[-2:]
-    tile = band_tile(h, w, opts)
-    if not tile:
-        y = translate_batch(net, [image], device, opts, autocast)[0]
-    elif tiling.runs_in_bands(net):
-        bands = tiling.BandOptions(tile=tile, cache_mb=opts.cache_mb)
-        if as_uint8:
-            out = np.empty((h, w, tiling.program_channels(net)), np.uint8)
-            return tiling.translate_large(net, image[None], bands, autocast, device, progress, out=out)
-        y = tiling.translate_large(net, image[None], bands, autocast, device, progress)[0]
-    else:
-        y = tiling.translate_tiles(net, image[None], tile, opts.tile_overlap, autocast, device, progress)[0]
-    return to_uint8(y, inplace=True) if as_uint8 else y
-
-
-@torch.no_grad()
-def translate_batch(net, images: list[torch.Tensor], device: torch.device, opts: TranslateOptions | None = None,
-                    autocast=None, channels_last: bool = False) -> list[torch.Tensor]:
-    """Same-size (C, H, W) images, uint8 or float in [-1, 1] -> their translations (float, on the CPU), in one
-    pass (big images: translate_image)."""
-    autocast = autocast or contextlib.nullcontext
-    x = torch.stack(images).to(device, non_blocking=True)
-    x = normalize_uint8(x) if x.dtype == torch.uint8 else x
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    with autocast():
-        y = net(x)
-    return list(y.float().cpu())
 
 
 @contextlib.contextmanager

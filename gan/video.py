@@ -1,6 +1,6 @@
 """Videos in, videos out: decode, translate in batches and encode as a stream, audio copied as it is.
 
-    translate_video(net, "clip.mp4", "out/clip.mp4", VideoOptions(stats="running"), device)
+    translate_video(Engine(net, device), "clip.mp4", "out/clip.mp4", VideoOptions(stats="running"))
 
 Containers mp4, m4v, mov, mkv, webm and avi go through PyAV (FFmpeg): frames are decoded one at a time, turned
 upright when the file says they are stored rotated, translated in batches of `batch_size`, and encoded as they
@@ -20,6 +20,9 @@ Norm statistics across frames (gan.normstats), `stats`:
 Then `smooth` (0.7 by default; 0 = off) blends each output with the previous one moved along the optical flow of
 the input, where that motion explains the input (gan.temporal): the generator's strokes stop crawling and
 shimmering from frame to frame, and objects entering, occlusions and scene cuts are left as translated.
+Frames go through the inference engine (gan.engine) like images: its device, precision, channels-last layout
+and band policy, so a frame above `--max-megapixels` (or `--tile`) is computed in bands with the whole frame's
+statistics instead of running out of memory (the `running`/`clip` modes then give way to each frame's own).
 A file is written under a temporary name and renamed when complete: a failure leaves nothing behind.
 """
 
@@ -34,7 +37,8 @@ import numpy as np
 import torch
 
 from gan import GanError
-from gan.data import normalize_uint8, resize_short_side, resized_hw, to_chw, to_uint8
+from gan.data import resize_short_side, resized_hw, to_chw, to_uint8
+from gan.engine import Engine
 from gan.normstats import NormStats
 from gan.temporal import TemporalSmoother
 
@@ -111,8 +115,9 @@ class FrameTranslator:
     `translate(frames)` takes consecutive frames in display order (the smoothing carries over from one call to
     the next); `gather(frames)` feeds clip mode's statistics (then `fix()`)."""
 
-    def __init__(self, net, device: torch.device, autocast, opts: VideoOptions):
-        self.net, self.device, self.autocast, self.opts = net, device, autocast, opts
+    def __init__(self, engine: Engine, opts: VideoOptions):
+        self.engine, self.opts = engine, opts
+        net = engine.net
         self.stats = NormStats(net, opts.momentum) if isinstance(net, torch.nn.Module) else None
         self.mode = opts.stats
         if self.mode != "frame" and not (self.stats and len(self.stats)):
@@ -121,19 +126,32 @@ class FrameTranslator:
                             "frame (translate with its checkpoint for steady statistics)", self.mode)
             self.mode = "frame"
         self.smoother = TemporalSmoother(opts.smooth) if opts.smooth > 0 else None
+        self._said_bands = False
 
-    def _run(self, frames: list[np.ndarray], mode: str) -> torch.Tensor:
-        x = torch.stack([to_chw(f) for f in frames]).to(self.device)
+    def _run(self, frames: list[np.ndarray], mode: str) -> list[torch.Tensor]:
+        h, w = frames[0].shape[:2]
+        if self.engine.tile_for(h, w):  # a frame too big for one pass: in bands, each with its own statistics
+            if not self._said_bands:
+                self._said_bands = True
+                log.info("frames of %s", self.engine.describe(h, w))
+            return [self.engine.image(to_chw(f)) for f in frames]
         hook = self.stats.applied({"frame": "own", "running": "running", "clip": "fixed", "gather": "pooled"}[mode]
                                   ) if self.stats is not None else contextlib.nullcontext()
-        with torch.no_grad(), hook, self.autocast():
-            return self.net(normalize_uint8(x)).float().cpu()
+        with hook:
+            return self.engine.batch([to_chw(f) for f in frames])
 
     def gather(self, frames: list[np.ndarray]) -> None:
         self._run([resize_short_side(f, self.opts.resize) for f in frames], "gather")
 
     def fix(self) -> None:
         self.stats.freeze_all()
+
+    def size_is(self, width: int, height: int, name: str) -> None:
+        """The frames' size, known before the first: frames that go in bands take their own statistics."""
+        if self.mode != "frame" and self.engine.tile_for(height, width):
+            log.info("%s: frames above the size limit go in bands, each with its own statistics (not %s ones)",
+                     name, self.mode)
+            self.mode = "frame"
 
     def translate(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         frames = [resize_short_side(f, self.opts.resize) for f in frames]
@@ -223,19 +241,21 @@ def _encode_stream(output, codec: str, crf: int, in_stream, width: int, height: 
     return stream
 
 
-def translate_video(net, src: str | Path, dst: str | Path, opts: VideoOptions, device: torch.device,
-                    autocast=None, progress: bool = True) -> int:
-    """Translate one video file (or animated GIF/WebP) into dst. Returns the frames written. GanError with one
-    clear message when the input cannot be read or the output cannot be written; nothing is left at dst then."""
+def translate_video(engine: Engine, src: str | Path, dst: str | Path, opts: VideoOptions,
+                    progress: bool = True) -> int:
+    """Translate one video file (or animated GIF/WebP) into dst through `engine` (its device, precision,
+    memory layout and band policy: frames above its limit go in bands). Returns the frames written. GanError
+    with one clear message when the input cannot be read or the output cannot be written; nothing is left at
+    dst then."""
     opts.check()
     src, dst = Path(src), Path(dst)
-    autocast = autocast or contextlib.nullcontext
-    ft = FrameTranslator(net, device, autocast, opts)
+    ft = FrameTranslator(engine, opts)
     if src.suffix.lower() in ANIMATED_EXTENSIONS:
         return _translate_animated(src, dst, ft, progress)
     codec = codec_for(dst, opts)
     crf = opts.crf if opts.crf is not None else DEFAULT_CRF[codec]
     width, height = _first_frame_size(src, opts.resize)
+    ft.size_is(width, height, src.name)
     if ft.mode == "clip":
         used = _gather_clip(src, ft)
         log.info("%s: clip statistics from %d frames", src.name, used)
@@ -359,6 +379,8 @@ def _translate_animated(src: Path, dst: Path, ft: FrameTranslator, progress: boo
         n = getattr(img, "n_frames", 1)
         info = {"loop": img.info.get("loop", 0)}
         durations = []
+        w, h = resized_hw(img.height, img.width, ft.opts.resize)[::-1]
+        ft.size_is(w, h, src.name)
 
         def frames():
             for frame in ImageSequence.Iterator(img):

@@ -156,7 +156,6 @@ def test_train_py_with_no_arguments_trains_the_quickstart(tmp_path):
 @pytest.mark.parametrize("variant", [
     ["loss.gan_mode=vanilla"], ["loss.gan_mode=hinge"],
     ["train.lr_policy=step", "train.lr_step_epochs=1"], ["train.lr_policy=cosine"],
-    ["train.scale_lr=linear"], ["train.scale_lr=sqrt"],
     ["data.preprocess=none"], ["data.preprocess=scale_width", "data.load_size=32"],
     ["model.generator.norm=batch", "model.discriminator.norm=batch"],
     ["model.generator.norm=none", "model.discriminator.norm=none"],

@@ -104,10 +104,12 @@ def test_torchrun_cli_and_resume_across_world_sizes(tiny_overrides, tmp_path):
     run = tmp_path / "runs" / "tiny"
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                         "--master_port", str(free_port()), str(ROOT / "train.py"), "--resume", str(run),
-                        "train.max_steps=5"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+                        "train.max_steps=5", "train.scale_lr=sqrt"], capture_output=True, text=True, cwd=ROOT, env=env,
+                       timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     state = torch.load(run / "latest.pt", weights_only=True)
     assert state["step"] == 5 and state["position"]["world_size"] == 2
+    assert state["schedule"]["base_lr"] == pytest.approx(0.0002 * 2**0.5)  # scale_lr=sqrt with two processes
     assert "2 process(es)" in r.stderr and r.stderr.count("resuming at step 2") == 1  # rank 0 alone prints
 
 

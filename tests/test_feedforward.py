@@ -152,9 +152,13 @@ def test_adain_network_alpha_and_size(adain_run):
     with torch.no_grad():
         out = net(c, s)
         assert out.shape == c.shape
-        zero = net(c, s, alpha=0.0)
-        assert not torch.allclose(out, zero)  # alpha changes the result...
-        assert torch.allclose(net.mix(c, [s, s], [1.0, 1.0]), out, atol=1e-5)  # ...weights are normalised
+        assert torch.allclose(net.mix(c, [s, s], [1.0, 1.0]), out, atol=1e-5)  # weights are normalised
+        # the production blend, against the paper's formula written out: t = a AdaIN(f(c), f(s)) + (1 - a) f(c)
+        c = torch.rand(1, 3, 32, 48) * 2 - 1  # a multiple of 8: no padding around the encoder
+        fc, fs = net.encoder(c)["relu4_1"], net.encoder(s)["relu4_1"]
+        for a in (0.0, 0.6, 1.0):
+            want = net.decoder(a * adain(fc, fs) + (1 - a) * fc)
+            assert (net(c, s, alpha=a) - want).abs().max() < 1e-4, a
 
 
 def test_adain_big_contents_go_in_bands_with_whole_image_statistics(adain_run):
@@ -218,7 +222,7 @@ def test_adain_cannot_evaluate_and_refuses_deep_layers(tiny_overrides):
 def test_stylize_model_refuses_one_input_models(tiny_overrides, tmp_path):
     cfg = load_config(None, tiny_overrides + ["train.max_steps=1"])
     Trainer(cfg, prepare_run_dir(cfg)).fit()
-    with pytest.raises(GanError, match="is a cyclegan model: stylize.py --model takes an adain model"):
+    with pytest.raises(GanError, match=r"is a cyclegan model: stylize.py --model takes a content \+ style model, e.g. adain"):
         load_style_network(tmp_path / "runs" / "tiny")
     assert load_generator(tmp_path / "runs" / "tiny")[1].source == "checkpoint"
 

@@ -113,3 +113,16 @@ def test_pixels_whose_motion_comes_from_outside_the_frame_are_not_blended(monkey
     res = smoother(flat_in, out1).astype(np.float32)
     assert np.allclose(res[:, :40], 100 + 0.7 * (200 - 100), atol=1)  # blended with the moved previous result
     assert np.allclose(res[:, 43:], 100, atol=1)  # from outside: as translated
+
+
+def test_trust_comes_from_the_inputs_not_the_outputs():
+    """A still input whose translation flickers is exactly what smoothing is for: the input explains the
+    (absent) motion perfectly, so the previous result is trusted fully however much the outputs differ. A trust
+    computed from the outputs would see a large error and blend nothing."""
+    rng = np.random.default_rng(0)
+    still = np.ascontiguousarray(np.repeat(np.repeat(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), 4, 0), 4, 1))
+    smoother = TemporalSmoother(0.7)
+    first = np.full_like(still, 50)
+    assert np.array_equal(smoother(still, first), first)
+    second = smoother(still, np.full_like(still, 200))
+    assert np.abs(second.astype(float) - (200 + 0.7 * (50 - 200))).max() <= 2  # 95: the blend, everywhere

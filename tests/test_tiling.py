@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from gan import losses
-from gan.models.adain import ENCODER_LAYERS, AdaINNet, Decoder, init_decoder
-from gan.networks import ResnetGenerator
+from gan.models.adain import ENCODER_LAYERS, AdaINNet, Decoder, adain, init_decoder
+from gan.networks import ResnetGenerator, pad_to_multiple
 from gan.normstats import NormStats
 from gan.tiling import BandOptions, Cache, plan_summary, translate_large, translate_tiles
-from gan.translate import TranslateOptions, translate_image
+from gan.engine import Engine
+from gan.tiling import runs_in_bands, why_not
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -72,7 +73,13 @@ def test_adain_with_fixed_styles_runs_in_bands():
     x = image(150, 101)
     with torch.no_grad():
         full = st(x.float() / 127.5 - 1)
-        assert torch.equal(full, net.mix(x.float() / 127.5 - 1, styles, [1.0, 3.0], 0.7))
+        # the paper's formula written out: t = a * sum_i w_i AdaIN(f(c), f(s_i)) + (1 - a) f(c), w = (1/4, 3/4)
+        c = pad_to_multiple(x.float() / 127.5 - 1, 8, minimum=16)
+        fc = net.encoder(c)["relu4_1"]
+        fs = [net.encoder(s)["relu4_1"] for s in styles]
+        t = 0.7 * (0.25 * adain(fc, fs[0]) + 0.75 * adain(fc, fs[1])) + 0.3 * fc
+        want = net.decoder(t)[..., :150, :101]
+        assert (full - want).abs().max() < 1e-4 * want.abs().max()
     out = translate_large(st, x, BandOptions(tile=48, store_dtype=torch.float32))
     assert (out - full).abs().max() < 1e-4 * full.abs().max()
     assert plan_summary(st, 150, 101, 48)[0] == 2  # the content statistics, then the output
@@ -110,9 +117,47 @@ def test_exported_models_get_blended_tiles():
     opaque = lambda t: net(t)  # noqa: E731 (a callable with no modules: no band program)
     with torch.no_grad():
         full = net(x.float() / 127.5 - 1)
-    out = translate_image(opaque, x[0], torch.device("cpu"), TranslateOptions(tile=96, tile_overlap=32))
+    out = Engine(opaque, "cpu", tile=96, tile_overlap=32).image(x[0])
     assert out.shape == full.shape[1:] and psnr(out, full[0]) > 40
     assert psnr(translate_tiles(opaque, x, 96, 32), full) > 40
+    assert "an exported model" in why_not(opaque)
+
+
+class _Lying(ResnetGenerator):
+    """A generator whose declared band program leaves out its last layer: the self-check must catch it."""
+
+    def band_program(self, norms):
+        prog = super().band_program(norms)
+        prog.ops = prog.ops[:-1]
+        return prog
+
+
+class _Undeclared(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def test_band_programs_are_checked_against_the_forward_and_fail_closed():
+    torch.manual_seed(0)
+    assert runs_in_bands(generator()) and why_not(generator()) == ""
+    lying = _Lying(3, 3, ngf=8, n_blocks=1).eval()
+    assert not runs_in_bands(lying)
+    assert "band program does not reproduce its forward" in why_not(lying)
+    x = image(64, 48)
+    with torch.no_grad():
+        full = lying(x.float() / 127.5 - 1)
+    out = Engine(lying, "cpu", tile=32, tile_overlap=8).image(x[0])  # blended tiles, never the wrong program
+    assert psnr(out, full[0]) > 20
+    assert why_not(_Undeclared()) == "_Undeclared declares no band program"
+    # a layer the runner cannot compute over rows is named
+    corners = generator(upsample="resize_conv")
+    at = next(i for i, m in enumerate(corners.model) if isinstance(m, torch.nn.Upsample))
+    corners.model[at] = torch.nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
+    assert "align_corners=True" in why_not(corners) and not runs_in_bands(corners)
 
 
 def test_video_statistics_modes():

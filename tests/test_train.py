@@ -327,3 +327,26 @@ def test_the_whole_runs_time_is_said_after_the_first_steps(tiny_overrides, caplo
     said = [r.getMessage() for r in caplog.records if "s/step over steps" in r.getMessage()]
     assert len(said) == 1 and "over steps 2-11: the 3 steps left take about" in said[0]
     assert [_duration(s) for s in (42, 600, 7200, 3 * 86400)] == ["42 s", "10 min", "2.0 h", "3.0 days"]
+
+
+def test_a_run_leaves_the_callers_random_state_and_cudnn_setting_alone(tiny_overrides):
+    """Building and running a Trainer seeds only the run: a caller (the web app, a notebook, a test) finds the
+    global generators where it left them, and cuDNN's benchmark setting too."""
+    import random
+
+    import numpy as np
+
+    torch.manual_seed(1234)
+    np.random.seed(1234)
+    random.seed(1234)
+    torch.backends.cudnn.benchmark = False
+    want = (torch.rand(3), np.random.rand(), random.random())
+    torch.manual_seed(1234)
+    np.random.seed(1234)
+    random.seed(1234)
+    cfg = load_config(None, tiny_overrides + ["train.max_steps=2", "data.preprocess=none"])
+    t = Trainer(cfg, prepare_run_dir(cfg))
+    t.fit()
+    got = (torch.rand(3), np.random.rand(), random.random())
+    assert torch.equal(got[0], want[0]) and got[1:] == want[1:]
+    assert torch.backends.cudnn.benchmark is False

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from gan import GanError
+from gan.engine import Engine
 from gan.networks import ResnetGenerator
 from gan.video import VideoOptions, translate_video
 from tests.helpers import write_images
@@ -160,8 +161,8 @@ def test_clip_and_running_statistics_and_smoothing_reduce_flicker(ckpt, tmp_path
     for name, opts in {"frame": VideoOptions(smooth=0), "running": VideoOptions(stats="running", smooth=0),
                        "clip": VideoOptions(stats="clip", smooth=0), "smooth": VideoOptions()}.items():
         out = tmp_path / f"{name}.mp4"
-        n = translate_video(net, tmp_path / "clip.mp4", out, VideoOptions(**{**opts.__dict__, "crf": 0}),
-                            torch.device("cpu"), progress=False)
+        n = translate_video(Engine(net), tmp_path / "clip.mp4", out, VideoOptions(**{**opts.__dict__, "crf": 0}),
+                            progress=False)
         assert n == 16
         change[name] = static_region_change(read_frames(out))
     # Per-frame statistics follow the moving object and repaint the static background; the clip's fixed
@@ -215,6 +216,27 @@ def test_video_encoding_failure_leaves_nothing(ckpt, tmp_path, monkeypatch):
 
     monkeypatch.setattr(video.FrameTranslator, "translate", broken)
     with pytest.raises(GanError, match="No space left on device"):
-        translate_video(net, tmp_path / "clip.mp4", tmp_path / "out" / "clip.mp4", VideoOptions(),
-                        torch.device("cpu"), progress=False)
+        translate_video(Engine(net), tmp_path / "clip.mp4", tmp_path / "out" / "clip.mp4", VideoOptions(),
+                        progress=False)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_frames_above_the_size_limit_go_in_bands(ckpt, tmp_path, caplog):
+    """A clip whose frames are above --max-megapixels is translated in bands (the frame's own statistics), as
+    big images are, instead of running out of memory: the same frames as in one pass."""
+    import logging
+
+    from gan.checkpoint import load_generator
+
+    write_video(tmp_path / "clip.mp4", moving_square(4), audio_s=None, crf=0)
+    net, _ = load_generator(ckpt, "AtoB")
+    opts = VideoOptions(smooth=0, crf=0)
+    whole = translate_video(Engine(net), tmp_path / "clip.mp4", tmp_path / "whole.mp4", opts, progress=False)
+    with caplog.at_level(logging.INFO, logger="gan"):
+        banded = translate_video(Engine(net, max_pixels=500), tmp_path / "clip.mp4", tmp_path / "bands.mp4",
+                                 VideoOptions(stats="clip", smooth=0, crf=0), progress=False)
+    assert whole == banded == 4
+    assert "computed in bands" in caplog.text and "each with its own statistics (not clip ones)" in caplog.text
+    assert "clip statistics from" not in caplog.text
+    a, b = read_frames(tmp_path / "whole.mp4").astype(float), read_frames(tmp_path / "bands.mp4").astype(float)
+    assert a.shape == b.shape and np.abs(a - b).mean() < 1.0

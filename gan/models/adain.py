@@ -25,7 +25,7 @@ from torch import nn
 
 from gan import losses
 from gan.config import Config, LossConfig, ModelConfig
-from gan.models.base import StepContext, TrainModel
+from gan.models.base import ExportSpec, StepContext, TrainModel
 
 ENCODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
@@ -163,11 +163,62 @@ class AdaINStylizer(nn.Module):
         t = self.mix(self.content_norm(f), f)
         return self.decoder(t.to(f.dtype))[..., :h, :w]
 
+    def band_program(self, norms: dict[int, int]):
+        """forward over bands: pad to a multiple of 8 (at least 16), the encoder, the content statistics as a
+        whole-image norm layer followed by the blend, the decoder, crop back."""
+        from gan.bandprog import Op, Program, ops_of
+
+        ops = [Op("layer", self.encoder_input)] + ops_of(self.encoder_layers, norms)
+        ops.append(Op("norm", index=norms[id(self.content_norm)], post=self.mix))
+        return Program(ops + ops_of(self.decoder.layers, norms), 8, 16, 3)
+
+
+class AdaINCore(nn.Module):
+    """What exports hold: (content, style, alpha) -> stylized content, alpha a 0-dim tensor; content H and W
+    multiples of 8 (callers pad and crop). The blend is the production one (mix_features)."""
+
+    def __init__(self, net: AdaINNet):
+        super().__init__()
+        self.encoder, self.decoder = net.encoder, net.decoder
+
+    def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        fc = self.encoder(content)["relu4_1"]
+        fs = self.encoder(style)["relu4_1"]
+        return self.decoder(mix_features(fc, [fs], None, alpha))
+
 
 class AdaIN(TrainModel):
     optimizers = {"g": ("decoder",)}
     generators: dict[str, str] = {}  # no one-input generator: content and style come in together
     domains = ("A", "B")
+    inputs = ("content", "style")
+
+    @classmethod
+    def load_inference(cls, model_cfg: ModelConfig, state, path) -> AdaINNet:
+        from gan import GanError
+
+        nets = {}
+        for name in ("encoder", "decoder"):
+            net = cls.inference_net(model_cfg, name)
+            saved = state(name)
+            try:  # the trained encoder may hold deeper style layers than inference needs
+                net.load_state_dict({k: saved[k] for k in net.state_dict()} if name == "encoder" else saved)
+            except (RuntimeError, KeyError) as e:
+                raise GanError(f"{path}: the {name} weights do not fit: {str(e).splitlines()[0]}") from None
+            nets[name] = net
+        return AdaINNet(nets["encoder"], nets["decoder"])
+
+    @staticmethod
+    def export_spec(net: AdaINNet) -> ExportSpec:
+        g = torch.Generator().manual_seed(0)
+        return ExportSpec(
+            AdaINCore(net).eval(),
+            (torch.rand(1, 3, 64, 64) * 2 - 1, torch.rand(1, 3, 48, 48) * 2 - 1, torch.tensor(1.0)),
+            ["content", "style", "alpha"], ["stylized"],
+            {"content": {2: "height", 3: "width"}, "style": {2: "sh", 3: "sw"}, "stylized": {2: "height", 3: "width"}},
+            (torch.rand(1, 3, 40, 56, generator=g) * 2 - 1, torch.rand(1, 3, 32, 24, generator=g) * 2 - 1,
+             torch.tensor(0.7)),
+            script=False, record={"inputs": ["content", "style", "alpha"]})
 
     @classmethod
     def validate_config(cls, cfg: Config) -> None:

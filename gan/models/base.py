@@ -23,12 +23,26 @@ training step, and nothing else: no optimizer, no scaler, no device or precision
                           YAML, `cfg.model.options` here), typed and checked like every other section
     validate_config(cfg)  classmethod: the kind's value rules beyond types (raise via gan.config.require)
 
+What inference, export, the band runner and the web app need of a kind:
+
+    generators            (above) one-image nets: loaded by gan.checkpoint.load_generator, run by every
+                          one-image path (folders, bands, videos, evaluation, the app, export)
+    inputs                the inference signature: ("image",), or ("content", "style") for a kind whose
+                          network takes a style image at run time (stylize.py --model, the app's style tab)
+    load_inference(model_cfg, state, path)   classmethod, two-input kinds: the inference network from the
+                          checkpoint's nets (`state(name)` -> that net's state_dict)
+    export_spec(net)      staticmethod, two-input kinds: how gan.export writes and checks their network
+                          (an ExportSpec); one-image generators share the generic one
+A network runs in bands (gan.tiling) when it declares `band_program(norms)` beside its forward.
+
 Adding a kind is a new module here and one entry in gan/models/__init__.py's KINDS; no loop code changes.
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Protocol
 
 import torch
@@ -47,11 +61,36 @@ class StepContext(Protocol):
         join the finite check."""
 
 
+@dataclass
+class ExportSpec:
+    """What gan.export writes for a network and how it checks the file: the module exported (ONNX and
+    TorchScript), example inputs, the graph's input/output names and dynamic axes, inputs of other sizes for
+    the numerical check, whether TorchScript scripts or traces it, and what the file records about itself."""
+
+    module: nn.Module
+    example: tuple
+    input_names: list[str]
+    output_names: list[str]
+    dynamic_axes: dict
+    check: tuple
+    script: bool = True
+    record: dict = field(default_factory=dict)
+
+
 class TrainModel(nn.Module):
     optimizers: dict[str, tuple[str, ...]] = {}
     generators: dict[str, str] = {}
     domains: tuple[str, ...] = ("A", "B")
+    inputs: tuple[str, ...] = ("image",)
     Section: type | None = None
+
+    @classmethod
+    def load_inference(cls, model_cfg: ModelConfig, state: Callable[[str], dict], path: Path) -> nn.Module:
+        raise NotImplementedError(f"{cls.__name__} has one-image generators: see gan.checkpoint.load_generator")
+
+    @staticmethod
+    def export_spec(net: nn.Module) -> ExportSpec:
+        raise NotImplementedError
 
     @classmethod
     def validate_config(cls, cfg: Config) -> None:
