@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from gan import GanError, ImageDecodeError
-from gan.data import resize_short_side
+from gan.data import resize_short_side, unit_to_uint8
 
 log = logging.getLogger("gan")
 
@@ -252,9 +252,9 @@ def side_by_side(a: np.ndarray, b: np.ndarray, height: int = 384) -> np.ndarray:
 
 
 def save_png(img: np.ndarray, path: Path) -> Path:
-    from PIL import Image
+    from gan.data import write_image
 
-    Image.fromarray(img).save(path)
+    write_image(img, path)
     return path
 
 
@@ -365,7 +365,7 @@ class Handlers:
             except GanError as e:
                 yield None, str(e)
                 return
-            yield to_uint8_image(out), f"Stylized with {method} (alpha {float(alpha):g}) in one pass."
+            yield unit_to_uint8(out), f"Stylized with {method} (alpha {float(alpha):g}) in one pass."
             return
         try:
             vgg = self.engine.vgg(opts)
@@ -402,11 +402,11 @@ class Handlers:
                     shown += 1
                     if item[0] == "final":
                         state = "stopped" if stop.is_set() else "done"
-                        yield (to_uint8_image(item[1]), f"Final image ({state} after {len(history)} iterations)"
+                        yield (unit_to_uint8(item[1]), f"Final image ({state} after {len(history)} iterations)"
                                                         f"{self.engine.optimise_precision()[1]}.")
                     else:
                         _, img, scale, it = item
-                        yield (to_uint8_image(img), f"Scale {scale + 1}/{len(scales)} ({scales[scale]} px), "
+                        yield (unit_to_uint8(img), f"Scale {scale + 1}/{len(scales)} ({scales[scale]} px), "
                                                     f"iteration {it}/{opts.iterations}")
             if failure:
                 e = failure[0]
@@ -499,11 +499,6 @@ def build(engine: Engine, stylize_defaults: dict | None = None):
     return page
 
 
-
-
-def to_uint8_image(img: np.ndarray) -> np.ndarray:
-    """float HWC [0, 1] (stylize's output) -> uint8."""
-    return np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
 
 
 def serve(catalog: Catalog, settings: Settings, host: str, port: int, auth: tuple[str, str] | None,

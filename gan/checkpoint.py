@@ -418,7 +418,10 @@ def export_meta(path: Path, text: str | None, direction: str) -> dict:
     if not isinstance(meta, dict):
         meta = {}
     if not meta.get("direction"):
-        if meta.get("kind") != "adain":
+        from gan.models import KINDS
+
+        kind = KINDS.get(meta.get("kind") or "")
+        if meta.get("inputs") is None and (kind is None or kind.inputs == ("image",)):  # one image: a direction
             logging.getLogger("gan").warning("%s records no direction: it runs as exported, whatever --direction "
                                              "says", path)
         return meta

@@ -2,12 +2,14 @@
 
     find_images(folder)          recursive, deterministic, hidden files skipped
     load_image(path)             any common file -> uint8 RGB (H, W, 3); ImageDecodeError when it can't
+    write_image(img, path)       the one writer: formats, transparency, 16 bits, never a half-written file
+    plan_outputs(input, output)  where each result goes, with the guards (never over an input, never outside)
     build_transform(cfg.data)    albumentations pipeline for a preset + flip + extra transforms
     UnpairedDataset / UnpairedSampler / build_loader    the reference's unpaired sampling, made resumable
 
 Randomness: every sample's choices (the B partner, both augmentations) come from a generator seeded with
 (seed, epoch, index), so batches are the same with any number of workers and a resumed run picks up at the
-same sample. Images are only ever read.
+same sample. The files read are never written to.
 """
 
 from __future__ import annotations
@@ -212,6 +214,96 @@ def to_uint8(t: torch.Tensor, inplace: bool = False) -> np.ndarray:
     t = t.clamp_(-1, 1) if inplace and t.device.type == "cpu" else t.clamp(-1, 1)
     t = t.add_(1).mul_(127.5).round_().to(torch.uint8)
     return t.permute(1, 2, 0).cpu().numpy()
+
+
+def unit_to_uint8(img: np.ndarray) -> np.ndarray:
+    """float (H, W, C) in [0, 1] (stylization's output) -> uint8, rounded. The one place such an array becomes
+    8-bit (and `to_uint8` the one place a [-1, 1] tensor does)."""
+    return np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
+
+
+# -------------------------------------------------------------------------------------------- writing
+
+# Output formats by extension (without the dot): Pillow's name, whether it keeps transparency and 16 bits
+OUTPUT_FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "bmp": "BMP", "tif": "TIFF",
+                  "tiff": "TIFF"}
+ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")  # keep an input's transparency (JPEG, BMP: opaque, on white)
+DEEP_FORMATS = ("PNG", "TIFF")  # take 16 bits per channel
+
+
+def output_format(path: Path) -> str | None:
+    """Pillow's format name for an output file's extension, or None for an extension that is not written."""
+    return OUTPUT_FORMATS.get(path.suffix.lower().lstrip("."))
+
+
+def write_image(img: np.ndarray, path: str | Path, alpha: np.ndarray | None = None, bit_depth: int = 8) -> None:
+    """uint8 (H, W, C), or float (H, W, C) in [0, 1], -> the file `path` (format from its extension; JPEG and
+    WebP at quality 95; `alpha` (uint8 (H, W)) kept where the format has transparency; 16-bit PNG/TIFF from a
+    float image through OpenCV). Written under a temporary name, then renamed: no half-written file is ever
+    left under the final name. The one place image files are written."""
+    path = Path(path)
+    fmt = output_format(path)
+    if fmt is None:
+        raise GanError(f"{path}: unknown output format (use one of .{', .'.join(OUTPUT_FORMATS)})")
+    if bit_depth == 16 and fmt not in DEEP_FORMATS:
+        raise GanError(f"{path}: 16-bit output needs PNG or TIFF (JPEG, WebP and BMP are 8-bit)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.part{path.suffix}")
+    try:
+        if bit_depth == 16:
+            data = np.clip(np.rint(img * 65535), 0, 65535).astype(np.uint16)
+            if not cv2.imwrite(str(tmp), np.ascontiguousarray(data[:, :, ::-1])):
+                raise GanError(f"could not write {path}")
+        else:
+            out = Image.fromarray(img if img.dtype == np.uint8 else unit_to_uint8(img))
+            if alpha is not None and fmt in ALPHA_FORMATS and alpha.shape == img.shape[:2]:
+                out.putalpha(Image.fromarray(alpha))
+            out.save(tmp, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def plan_outputs(input_path: str | Path, output: str | Path, fmt: str, extensions: tuple[str, ...] = (),
+                 keep_suffix=lambda p: False, to_file: bool = False, what: str = "input"
+                 ) -> list[tuple[Path, Path]]:
+    """(source, destination) pairs for the image files (and files with the extra `extensions`) under
+    input_path: the same relative paths under the folder `output`, with the extension of `fmt` (or their own,
+    for sources where `keep_suffix` says so, e.g. videos). Two sources that would map to one file keep their
+    original extension in the name. `to_file`: a single input file and an `output` with an image extension
+    writes that file. The guards every caller gets: sources inside the output folder (when it lies inside the
+    input) are not inputs, the output is never the input itself, and nothing is ever planned outside `output`."""
+    if fmt not in OUTPUT_FORMATS:
+        raise GanError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
+    input_path, output = Path(input_path), Path(output)
+    if not input_path.exists():
+        raise GanError(f"{what} not found: {input_path}")
+    if to_file and input_path.is_file() and output_format(output) is not None:
+        if output.resolve() == input_path.resolve():
+            raise GanError(f"--output {output} is the input itself: choose another file")
+        return [(input_path, output)]
+    out_abs = output.resolve()
+    found = find_images(input_path, extensions)
+    sources = [p for p in found if not p.resolve().is_relative_to(out_abs)]
+    if found and not sources:
+        raise GanError(f"every input is inside the output folder {output} (the results would overwrite "
+                       "them): choose another --output")
+    if not sources:
+        raise GanError(f"no image{' or video' if extensions else ''} files in {input_path} (looked for "
+                       f"{', '.join(e.lstrip('.') for e in IMAGE_EXTENSIONS + extensions)}, recursively; "
+                       "hidden files are skipped)")
+    base = input_path if input_path.is_dir() else input_path.parent
+    pairs, taken = [], set()
+    for src in sources:
+        rel = src.relative_to(base)
+        dst = output / (rel if keep_suffix(src) else rel.with_suffix("." + fmt))
+        if dst in taken:
+            dst = output / rel.with_name(f"{rel.stem}_{rel.suffix.lstrip('.')}{dst.suffix}")
+        taken.add(dst)
+        if not dst.resolve().is_relative_to(out_abs):  # defence in depth: never write outside the output folder
+            raise GanError(f"refusing to write {dst}: outside {output}")
+        pairs.append((src, dst))
+    return pairs
 
 
 def resized_hw(h: int, w: int, short_side: int | None) -> tuple[int, int]:

@@ -36,11 +36,11 @@ import torch.nn.functional as F
 
 from gan import GanError, ImageDecodeError, losses
 from gan.config import VGG_LAYERS
+from gan.data import write_image
 from gan.precision import resolve_precision
 
 log = logging.getLogger("gan")
 
-OUTPUT_FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".tif": "tiff", ".tiff": "tiff", ".webp": "webp"}
 # RGB <-> YIQ (NTSC): Y is luminance, I and Q the chroma.
 _RGB2YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.5959, -0.2746, -0.3213], [0.2115, -0.5227, 0.3112]])
 
@@ -393,51 +393,6 @@ def _bar(total: int, desc: str):
 # --------------------------------------------------------------------------------------------- files
 
 
-def output_plan(contents: list[Path], content_arg: Path, output: Path, fmt: str | None) -> list[tuple[Path, Path]]:
-    """(content, output file) pairs. A single content file with an --output that has an image extension
-    writes that file; otherwise --output is a folder of <content name>.<format>."""
-    if len(contents) == 1 and content_arg.is_file() and output.suffix.lower() in OUTPUT_FORMATS:
-        return [(contents[0], output)]
-    ext = "." + (fmt or "png").replace("tiff", "tif")
-    pairs, taken = [], set()
-    for c in contents:
-        rel = c.relative_to(content_arg) if content_arg.is_dir() else Path(c.name)
-        dst = output / rel.with_suffix(ext)
-        if dst in taken:
-            dst = output / rel.with_name(f"{rel.stem}_{rel.suffix.lstrip('.')}{ext}")
-        taken.add(dst)
-        pairs.append((c, dst))
-    return pairs
-
-
-def write_image(img: np.ndarray, path: Path, bit_depth: int = 8) -> None:
-    """float HWC in [0, 1] -> file; 16-bit PNG/TIFF through OpenCV. Written to a temporary name, then
-    renamed: no half-written file is ever left under the final name."""
-    import cv2
-    from PIL import Image
-
-    kind = OUTPUT_FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise GanError(f"{path}: unknown output format (use .png, .jpg, .tif or .webp)")
-    if bit_depth == 16 and kind not in ("png", "tiff"):
-        raise GanError(f"{path}: 16-bit output needs PNG or TIFF (JPEG and WebP are 8-bit)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.part{path.suffix}")
-    try:
-        if bit_depth == 16:
-            data = np.clip(np.rint(img * 65535), 0, 65535).astype(np.uint16)
-            if not cv2.imwrite(str(tmp), np.ascontiguousarray(data[:, :, ::-1])):
-                raise GanError(f"could not write {path}")
-        else:
-            data = np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
-            kwargs = {"quality": 95} if kind in ("jpg", "webp") else {}
-            Image.fromarray(data).save(tmp, format={"png": "PNG", "jpg": "JPEG", "tiff": "TIFF",
-                                                    "webp": "WEBP"}[kind], **kwargs)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def load_vgg(opts: StylizeOptions, weights: str, device: torch.device) -> torch.nn.Module:
     """The one VGG19 extractor, built up to the deepest layer the options use."""
     return losses.VGGFeatures(opts.content_layers + opts.style_layers, weights, "--vgg-weights").to(device)
@@ -502,7 +457,7 @@ def stylize_files(content_arg: str | Path, style_paths: list[str | Path], output
     `vgg`, or with `model` (an AdaIN network) in one forward pass each. Everything is checked before the first
     image starts (styles decode, outputs free unless `overwrite`); unreadable content images in a folder are
     skipped with a warning. Returns the files written."""
-    from gan.data import find_images, load_image
+    from gan.data import DEEP_FORMATS, load_image, output_format, plan_outputs
 
     content_arg, output = Path(content_arg), Path(output)
     if not content_arg.exists():
@@ -522,14 +477,10 @@ def stylize_files(content_arg: str | Path, style_paths: list[str | Path], output
         raise GanError(f"--alpha: invalid value {alpha}; expected a number in [0, 1]")
     if bit_depth not in (8, 16):
         raise GanError(f"--bit-depth must be 8 or 16, got {bit_depth}")
-    contents = find_images(content_arg)
-    if not contents:
-        raise GanError(f"--content: no image files in {content_arg}")
-    pairs = output_plan(contents, content_arg, output, fmt)
+    pairs = plan_outputs(content_arg, output, fmt or "png", to_file=True, what="--content")
+    contents = [src for src, _ in pairs]
     for _, dst in pairs:
-        if OUTPUT_FORMATS.get(dst.suffix.lower()) is None:
-            raise GanError(f"--output {dst}: unknown image format (use .png, .jpg, .tif or .webp)")
-        if bit_depth == 16 and OUTPUT_FORMATS[dst.suffix.lower()] not in ("png", "tiff"):
+        if bit_depth == 16 and output_format(dst) not in DEEP_FORMATS:
             raise GanError(f"--output {dst}: 16-bit output needs PNG or TIFF (a .png/.tif file, or --format png "
                            "or tiff for a folder)")
     existing = [dst for _, dst in pairs if dst.exists()]
@@ -550,7 +501,8 @@ def stylize_files(content_arg: str | Path, style_paths: list[str | Path], output
 
         def save_intermediate(img, scale, it, dst=dst):
             if save_every:
-                write_image(img, dst.with_name(f"{dst.stem}_scale{scale + 1}_it{it:05d}{dst.suffix}"), bit_depth)
+                write_image(img, dst.with_name(f"{dst.stem}_scale{scale + 1}_it{it:05d}{dst.suffix}"),
+                            bit_depth=bit_depth)
 
         if model is not None:
             out = stylize_feedforward(content, styles, model, opts, alpha, device)
@@ -558,7 +510,7 @@ def stylize_files(content_arg: str | Path, style_paths: list[str | Path], output
             run_opts = opts if not save_every else _with(opts, save_every=save_every)
             out = stylize(content, styles, run_opts, vgg, device, callback=save_intermediate if save_every else None,
                           progress=progress)
-        write_image(out, dst, bit_depth)
+        write_image(out, dst, bit_depth=bit_depth)
         written.append(dst)
         log.info("[%d/%d] %s -> %s (%dx%d, %.1f s)", i + 1, len(pairs), src, dst, out.shape[1], out.shape[0],
                  time.perf_counter() - start)

@@ -26,15 +26,13 @@ from torch import nn
 
 from gan import GanError, ImageDecodeError
 from gan.cpus import worker_count
-from gan.data import (IMAGE_EXTENSIONS, find_images, load_image, load_image_alpha, resize_short_side, resized_hw,
-                      to_chw, to_uint8)
+from gan.data import load_image, load_image_alpha
+from gan.data import plan_outputs as data_plan_outputs
+from gan.data import resize_short_side, resized_hw, to_chw, to_uint8, write_image
 from gan.engine import Engine
 from gan.video import VIDEO_EXTENSIONS, VideoOptions, is_video, translate_video
 
 log = logging.getLogger("gan")
-
-FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "bmp": "BMP", "tif": "TIFF", "tiff": "TIFF"}
-
 
 # ---------------------------------------------------------------------------------- folder runs
 
@@ -64,36 +62,9 @@ class Report:
 
 
 def plan_outputs(input_path: Path, output_dir: Path, fmt: str) -> list[tuple[Path, Path]]:
-    """(source, destination) pairs: same relative paths under output_dir; images get the extension of `fmt`,
-    videos (and animated GIF/WebP) keep their own. Files already under output_dir (when it lies inside the
-    input) are not inputs; two inputs that would map to one output keep their original extension in the name."""
-    if fmt not in FORMATS:
-        raise GanError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    input_path, output_dir = Path(input_path), Path(output_dir)
-    if not input_path.exists():
-        raise GanError(f"input not found: {input_path}")
-    out_abs = output_dir.resolve()
-    found = find_images(input_path, VIDEO_EXTENSIONS)
-    sources = [p for p in found if not p.resolve().is_relative_to(out_abs)]
-    if found and not sources:
-        raise GanError(f"every input is inside the output folder {output_dir} (the results would overwrite "
-                       "them): choose another --output")
-    if not sources:
-        raise GanError(f"no image or video files in {input_path} (looked for "
-                       f"{', '.join(e.lstrip('.') for e in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)}, recursively; "
-                       "hidden files are skipped)")
-    base = input_path if input_path.is_dir() else input_path.parent
-    pairs, taken = [], set()
-    for src in sources:
-        rel = src.relative_to(base)
-        dst = output_dir / (rel if is_video(src) else rel.with_suffix("." + fmt))
-        if dst in taken:
-            dst = output_dir / rel.with_name(f"{rel.stem}_{rel.suffix.lstrip('.')}{dst.suffix}")
-        taken.add(dst)
-        if not dst.resolve().is_relative_to(out_abs):  # defence in depth: never write outside output_dir
-            raise GanError(f"refusing to write {dst}: outside {output_dir}")
-        pairs.append((src, dst))
-    return pairs
+    """(source, destination) pairs for the images and videos under input_path (gan.data.plan_outputs, with its
+    guards): images get the extension of `fmt`, videos (and animated GIF/WebP) keep their own."""
+    return data_plan_outputs(input_path, output_dir, fmt, VIDEO_EXTENSIONS, keep_suffix=is_video)
 
 
 class _Images(torch.utils.data.Dataset):
@@ -195,7 +166,7 @@ def translate_folder(net: nn.Module, input_path: str | Path, output_dir: str | P
             if good:
                 for (i, _), out in zip(good, outs):
                     img = out if isinstance(out, np.ndarray) else to_uint8(out, inplace=True)
-                    pending.append(writer.submit(_write, img, pairs[i][1], opts.fmt, alphas.get(i)))
+                    pending.append(writer.submit(write_image, img, pairs[i][1], alphas.get(i)))
                     written += 1
             if bar is not None:
                 bar.update(len(items))
@@ -255,20 +226,6 @@ def _fraction_bar(enabled: bool, name: str):
         yield report
     finally:
         bar.close()
-
-
-ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")  # outputs that keep an input's transparency (JPEG, BMP: opaque on white)
-
-
-def _write(img: np.ndarray, path: Path, fmt: str, alpha: np.ndarray | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    kwargs = {"quality": 95} if FORMATS[fmt] in ("JPEG", "WEBP") else {}
-    tmp = path.with_name(f".{path.name}.part")
-    out = Image.fromarray(img)
-    if alpha is not None and FORMATS[fmt] in ALPHA_FORMATS and alpha.shape == img.shape[:2]:
-        out.putalpha(Image.fromarray(alpha))
-    out.save(tmp, format=FORMATS[fmt], **kwargs)
-    tmp.replace(path)
 
 
 def side_by_side(pairs: list[tuple[Path, Path]], path: str | Path, height: int = 192, max_rows: int = 12) -> Path:

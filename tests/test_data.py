@@ -263,3 +263,39 @@ def test_train_data_reports_skipped(tiny_overrides, tiny_data):
     make_bad_files(tiny_data / "trainA")
     d = build_train_data(load_config(None, tiny_overrides))
     assert len(d.domain_a.skipped) == 3 and len(d.domain_a.paths) == 6
+
+
+def test_the_one_writer_and_planner(tmp_path):
+    from gan.data import load_image_alpha, plan_outputs, write_image
+
+    img = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    alpha = np.full((4, 5), 128, np.uint8)
+    write_image(img, tmp_path / "a.png", alpha)
+    got, got_alpha = load_image_alpha(tmp_path / "a.png")
+    assert got_alpha is not None and (got_alpha == 128).all()
+    write_image(img, tmp_path / "a.jpg", alpha)  # JPEG has no transparency: written opaque
+    assert load_image_alpha(tmp_path / "a.jpg")[1] is None
+    unit = np.linspace(0, 1, 4 * 5 * 3, dtype=np.float32).reshape(4, 5, 3)
+    write_image(unit, tmp_path / "deep.tif", bit_depth=16)
+    import cv2
+
+    deep = cv2.imread(str(tmp_path / "deep.tif"), cv2.IMREAD_UNCHANGED)
+    assert deep.dtype == np.uint16 and deep.max() == 65535
+    with pytest.raises(GanError, match="16-bit output needs PNG or TIFF"):
+        write_image(unit, tmp_path / "deep.jpg", bit_depth=16)
+    with pytest.raises(GanError, match="unknown output format"):
+        write_image(img, tmp_path / "a.gif")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "a.png", "deep.tif"]  # no .part files left
+
+    # planning, for every caller: an output folder inside the input is not read as input; one file -> one file
+    src = tmp_path / "in"
+    write_images(src, 2)
+    write_images(src / "out", 1, prefix="old")
+    pairs = plan_outputs(src, src / "out", "jpg")
+    assert [d.relative_to(src / "out").as_posix() for _, d in pairs] == ["img_000.jpg", "img_001.jpg"]
+    one = src / "img_000.png"
+    assert plan_outputs(one, tmp_path / "x.webp", "png", to_file=True) == [(one, tmp_path / "x.webp")]
+    with pytest.raises(GanError, match="is the input itself"):
+        plan_outputs(one, one, "png", to_file=True)
+    with pytest.raises(GanError, match="every input is inside the output folder"):
+        plan_outputs(src / "out", src, "png")

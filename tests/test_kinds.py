@@ -14,7 +14,6 @@ from gan.bandprog import Program, ops_of
 from gan.config import Config, ModelConfig, load_config, require
 from gan.models import KINDS
 from gan.models.base import TrainModel
-from gan.trainer import Trainer, prepare_run_dir
 from tests.helpers import write_images
 from tests.test_train import straight_and_resumed, weights
 
