@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     def go() -> int:
         tune_allocator()
         from gan.distributed import resolve_device
-        from gan.stylize import StylizeOptions, load_vgg, stylize_files
-        from gan.precision import resolve_precision
+        from gan.stylize.optimise import StylizeOptions, load_vgg, stylize_files
+        from gan.inference.precision import resolve_precision
 
         device = resolve_device(args.device, "--device")
         precision = resolve_precision(args.precision, device, fp16=False).name  # fp16 pixels under Adam lose too much
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         log = logging.getLogger("gan")
         model = vgg = None
         if args.model:
-            from gan.checkpoint import load_style_network
+            from gan.inference.load import load_style_network
 
             model, info = load_style_network(args.model, device)
             log.info("feed-forward stylization with %s on %s (%s), alpha %g", info.description, device, precision,
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _scales(opts) -> str:
-    from gan.stylize import scale_sizes
+    from gan.stylize.optimise import scale_sizes
 
     return ", ".join(map(str, scale_sizes(opts.size, opts.min_size)))
 

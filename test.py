@@ -63,11 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         from gan import GanError
-        from gan.checkpoint import load_generator
+        from gan.inference.load import load_generator
         from gan.distributed import resolve_device
-        from gan.precision import resolve_precision
-        from gan.translate import TranslateOptions, plan_outputs, side_by_side, translate_folder
-        from gan.video import VideoOptions, is_video
+        from gan.inference.precision import resolve_precision
+        from gan.inference.translate import TranslateOptions, plan_outputs, side_by_side, translate_folder
+        from gan.inference.video import VideoOptions, is_video
 
         for name in ("workers", "tile", "tile_overlap"):
             if getattr(args, name) < 0:

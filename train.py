@@ -1,4 +1,4 @@
-"""Train a CycleGAN.
+"""Train a model of any kind (CycleGAN, CUT, a style network, AdaIN): the config says which.
 
     python train.py [--config configs/quickstart.yaml] [key=value ...] [--resume RUN_DIR|CHECKPOINT]
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def go() -> int:
         from gan.config import ConfigError, load_config, replace
-        from gan.trainer import train
+        from gan.training.trainer import train
 
         if args.resume:
             if args.config:

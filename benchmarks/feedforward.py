@@ -42,12 +42,12 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from gan import losses
+    from gan.nn import losses
     from gan.config import load_config
     from gan.models.adain import ENCODER_LAYERS, AdaINNet, Decoder
-    from gan.networks import build_generator
-    from gan.stylize import StylizeOptions, fit_long_side, scale_sizes, stylize
-    from gan.precision import resolve_precision
+    from gan.nn.networks import build_generator
+    from gan.stylize.optimise import StylizeOptions, fit_long_side, scale_sizes, stylize
+    from gan.inference.precision import resolve_precision
 
     h, w = fit_long_side(384, 512, args.size)
     x = torch.rand(1, 3, h, w) * 2 - 1

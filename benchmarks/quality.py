@@ -15,7 +15,7 @@ be part of the "map" too). Maps T:
     color   a colour matrix (warm, faded blues), an S-shaped tone curve and a soft posterize (6 levels)
     edges   color, plus dark outlines where the photo has strong luminance edges (a structural change)
 
-Each recipe trains the project's own loop (gan.trainer) for --steps steps with one seed, translates the held-out
+Each recipe trains the project's own loop (gan.training.trainer) for --steps steps with one seed, translates the held-out
 photos with the run's checkpoint as test.py would (EMA weights when the recipe keeps them), and reports:
 PSNR and SSIM of G(x) against T(x); the identity baseline (x against T(x): what doing nothing scores); a
 checkerboard score, the share of spectral energy on the Nyquist row and column of the output's luminance
@@ -98,7 +98,7 @@ def build_data(root: Path, kind: str, n_train: int, n_test: int, crop: int, seed
     """trainA, trainB (mapped), testA (+ returns the held-out photos)."""
     from PIL import Image
 
-    from gan.sample import _crop, _photos
+    from gan.data.sample import _crop, _photos
 
     photos = _photos()
     rng = np.random.default_rng(seed)
@@ -184,9 +184,9 @@ def recipe_config(name: str, data: Path, work: Path, args):
 def run_recipe(name: str, data: Path, work: Path, test: list[np.ndarray], kind: str, args) -> dict:
     import torch
 
-    from gan.checkpoint import load_generator
-    from gan.data import to_tensor, to_uint8
-    from gan.trainer import train
+    from gan.inference.load import load_generator
+    from gan.data.io import to_tensor, to_uint8
+    from gan.training.trainer import train
 
     cfg = recipe_config(name, data, work, args)
     torch.manual_seed(args.seed)

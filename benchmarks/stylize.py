@@ -1,11 +1,11 @@
-"""Style transfer speed and memory: gan.stylize against a plain single-scale Gatys loop written the way the
+"""Style transfer speed and memory: gan.stylize.optimise against a plain single-scale Gatys loop written the way the
 PyTorch tutorial does it (same VGG19 layers, Adam, target features computed once in the loss modules).
 
     python benchmarks/stylize.py [--sizes 256,512] [--iterations 10]
 
 Each variant runs in its own process (so peak RSS is its own) at one scale of the given size, with random
 VGG weights (speed does not depend on them). Prints one JSON line per size: seconds per iteration and peak
-RSS of the plain loop, of gan.stylize in fp32 and with its default precision (bf16 autocast where the CPU or
+RSS of the plain loop, of gan.stylize.optimise in fp32 and with its default precision (bf16 autocast where the CPU or
 GPU runs it natively), and the ratios to the plain loop.
 """
 
@@ -43,7 +43,7 @@ def plain_loop(size: int, iterations: int, warmup: int) -> float:
     import torch.nn.functional as F
     from torch import nn
 
-    from gan.losses import _VGG_INDEX, _vgg19_features
+    from gan.nn.losses import _VGG_INDEX, _vgg19_features
 
     def gram(x):
         a, b, c, d = x.size()
@@ -119,7 +119,7 @@ def plain_loop(size: int, iterations: int, warmup: int) -> float:
 def ours(size: int, iterations: int, warmup: int, precision: str) -> float:
     import torch
 
-    from gan.stylize import StylizeOptions, load_vgg, stylize
+    from gan.stylize.optimise import StylizeOptions, load_vgg, stylize
 
     content, style = images(size)
     opts = StylizeOptions(size=size, min_size=size, iterations=warmup + iterations, precision=precision,
@@ -154,7 +154,7 @@ def main() -> None:
         return
     import torch
 
-    from gan.precision import resolve_precision
+    from gan.inference.precision import resolve_precision
 
     default = resolve_precision("auto", torch.device("cpu")).name
     for size in (int(s) for s in args.sizes.split(",")):

@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gan.config import load_config  # noqa: E402
-from gan.trainer import Trainer, prepare_run_dir  # noqa: E402
+from gan.training.trainer import Trainer, prepare_run_dir  # noqa: E402
 
 
 def make_data(root: Path, size: int, n: int = 4) -> None:

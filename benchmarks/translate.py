@@ -29,8 +29,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gan.data import find_images, load_image, to_tensor, to_uint8  # noqa: E402
-from gan.networks import ResnetGenerator  # noqa: E402
+from gan.data.io import find_images, load_image, to_tensor, to_uint8  # noqa: E402
+from gan.nn.networks import ResnetGenerator  # noqa: E402
 
 PEAK_RSS = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
@@ -103,7 +103,7 @@ def main() -> None:
         t_cli = run_test_py(ckpt, tmp / "in", tmp / "out_cli", *batch)  # test.py's defaults
         t_cli32 = run_test_py(ckpt, tmp / "in", tmp / "out_cli32", *batch, "--precision", "fp32")
         t_loop = plain_loop(net, tmp / "in", tmp / "out_loop")
-        from gan.precision import resolve_precision
+        from gan.inference.precision import resolve_precision
 
         result.update(test_py_precision=resolve_precision("auto", torch.device("cpu")).name,
                       test_py_img_s=round(args.images / t_cli, 3), test_py_fp32_img_s=round(args.images / t_cli32, 3),

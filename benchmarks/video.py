@@ -5,7 +5,7 @@ known camera path.
                                [--smooth 0.7 ...] [--scene pan|enter] [--noise 4] [--brightness 0.03]
 
 The clip is a slow pan and zoom over a photo (scikit-image's `astronaut`), with sensor noise and a small global
-brightness flicker, encoded as H.264. It goes through `gan.video.translate_video` (end to end: decode,
+brightness flicker, encoded as H.264. It goes through `gan.inference.video.translate_video` (end to end: decode,
 translate, encode) with every --video-stats mode without smoothing, then with per-frame statistics and each
 --smooth strength (`frame+smooth0.7`), and for each:
 
@@ -42,9 +42,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gan.checkpoint import load_generator  # noqa: E402
-from gan.engine import Engine  # noqa: E402
-from gan.video import SMOOTH_DEFAULT, STATS_MODES, VideoOptions, translate_video  # noqa: E402
+from gan.inference.load import load_generator  # noqa: E402
+from gan.inference.engine import Engine  # noqa: E402
+from gan.inference.video import SMOOTH_DEFAULT, STATS_MODES, VideoOptions, translate_video  # noqa: E402
 
 
 def camera(t: float, photo_hw: tuple[int, int], out_hw: tuple[int, int]) -> tuple[float, float, float]:

@@ -3,8 +3,8 @@ stylize by optimisation or with an AdaIN model, live. Imported only by app.py (G
 
     python app.py [--runs runs/] [--checkpoint CKPT ...] [--host 127.0.0.1] [--port 7860] [--auth USER:PASS]
 
-Everything calls the functions test.py and stylize.py call (gan.translate.translate_image, gan.stylize.stylize
-and stylize_feedforward, gan.checkpoint.load_generator / load_style_network); nothing is re-implemented here.
+Everything calls the functions test.py and stylize.py call (gan.inference.translate.translate_image, gan.stylize.optimise.stylize
+and stylize_feedforward, gan.inference.load.load_generator / load_style_network); nothing is re-implemented here.
 
 Safety: the models a visitor can pick are the ones found at start-up (under --runs, and each --checkpoint); a
 visitor names them by label and the label is looked up here, so no path typed in the page is ever opened.
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from gan import GanError, ImageDecodeError
-from gan.data import resize_short_side, unit_to_uint8
+from gan.data.io import resize_short_side, unit_to_uint8
 
 log = logging.getLogger("gan")
 
@@ -104,7 +104,7 @@ def _step_of(path: Path) -> int | None:
     if path.stem.startswith("step_") and path.stem[5:].isdigit():
         return int(path.stem[5:])
     try:
-        from gan.checkpoint import checkpoint_header
+        from gan.inference.load import checkpoint_header
 
         return int(checkpoint_header(path)["step"])
     except Exception:
@@ -114,7 +114,8 @@ def _step_of(path: Path) -> int | None:
 def build_catalog(runs_dir: str | Path | None, checkpoints: list[str | Path]) -> Catalog:
     """Every run under runs_dir (latest, best and each step checkpoint) and every file given; a file that is not
     a model this project reads is reported and left out."""
-    from gan.checkpoint import checkpoint_kind, resolve
+    from gan.inference.load import checkpoint_kind
+    from gan.training.checkpoint import resolve
 
     cat = Catalog()
     if runs_dir is not None and Path(runs_dir).is_dir():
@@ -148,7 +149,7 @@ def build_catalog(runs_dir: str | Path | None, checkpoints: list[str | Path]) ->
 @dataclass
 class Settings:
     device: torch.device
-    precision: str  # auto | fp32 | bf16 | fp16 (gan.precision; resolved once by the Engine)
+    precision: str  # auto | fp32 | bf16 | fp16 (gan.inference.precision; resolved once by the Engine)
     max_megapixels: float = 40.0  # a decoded upload above this is refused
     vgg_weights: str = "imagenet"
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gan-app-")))
@@ -158,7 +159,7 @@ class Engine:
     """Loads models on demand (a few kept), translates and stylizes; no Gradio in here (tested directly)."""
 
     def __init__(self, catalog: Catalog, settings: Settings, keep: int = 4):
-        from gan.precision import resolve_precision
+        from gan.inference.precision import resolve_precision
 
         self.catalog, self.settings, self.keep = catalog, settings, keep
         self.precision = resolve_precision(settings.precision, settings.device)  # once, for every tab
@@ -176,21 +177,21 @@ class Engine:
             return self._nets[key]
 
     def generator(self, label: str, direction: str):
-        from gan.checkpoint import load_generator
+        from gan.inference.load import load_generator
 
         model = self.catalog.get(label, "generator")
         return self._cached((model.path, direction), lambda: load_generator(model.path, direction,
                                                                               self.settings.device)[0])
 
     def style_network(self, label: str):
-        from gan.checkpoint import load_style_network
+        from gan.inference.load import load_style_network
 
         model = self.catalog.get(label, "style")
         return self._cached((model.path, "style"), lambda: load_style_network(model.path, self.settings.device)[0])
 
     def vgg(self, opts):
         """The VGG19 extractor for `opts`' layers (built up to the deepest one they use)."""
-        from gan.stylize import load_vgg
+        from gan.stylize.optimise import load_vgg
 
         key = ("vgg", opts.content_layers + opts.style_layers)
         return self._cached(key, lambda: load_vgg(opts, self.settings.vgg_weights, self.settings.device))
@@ -206,7 +207,7 @@ class Engine:
 
     def read(self, path: str | Path) -> np.ndarray:
         """An uploaded file as uint8 RGB, or a GanError naming it and why not."""
-        from gan.data import load_image
+        from gan.data.io import load_image
 
         name = Path(path).name
         try:
@@ -227,8 +228,8 @@ class Engine:
     def translate(self, label: str, direction: str, image: np.ndarray, resize: int | None = None,
                   progress=None) -> np.ndarray:
         """uint8 HWC -> uint8 HWC, at full resolution (bands above 4 MP) or with the short side resized."""
-        from gan.data import to_chw
-        from gan.engine import Engine
+        from gan.data.io import to_chw
+        from gan.inference.engine import Engine
 
         net = self.generator(label, direction)
         image = resize_short_side(image, resize)
@@ -252,7 +253,7 @@ def side_by_side(a: np.ndarray, b: np.ndarray, height: int = 384) -> np.ndarray:
 
 
 def save_png(img: np.ndarray, path: Path) -> Path:
-    from gan.data import write_image
+    from gan.data.io import write_image
 
     write_image(img, path)
     return path
@@ -334,8 +335,8 @@ class Handlers:
     # ----------------------------------------------------------------- stylize
     def stylize(self, content, styles, weights_text, method, alpha, size, iterations, style_weight, style_loss,
                 preserve, request: gr.Request, progress=gr.Progress()):
-        from gan.stylize import StylizeOptions, normalised_weights, scale_sizes, stylize_feedforward
-        from gan.stylize import stylize as optimise
+        from gan.stylize.optimise import StylizeOptions, normalised_weights, scale_sizes, stylize_feedforward
+        from gan.stylize.optimise import stylize as optimise
 
         if content is None or not styles:
             yield None, "Upload a photo and at least one style image first."

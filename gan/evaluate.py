@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 
 from gan import GanError
-from gan.data import find_images
-from gan.metrics import METRICS, Scorer, add_reference, add_translations
+from gan.data.io import find_images
+from gan.evaluation.metrics import METRICS, Scorer, add_reference, add_translations
 
 log = logging.getLogger("gan")
 
@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def go() -> int:
-        from gan.checkpoint import load_generator
+        from gan.inference.load import load_generator
         from gan.distributed import resolve_device
-        from gan.engine import Engine
+        from gan.inference.engine import Engine
 
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
         device = resolve_device(args.device, "--device")

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from gan.config import load_config
-from gan.trainer import Trainer, prepare_run_dir
+from gan.training.trainer import Trainer, prepare_run_dir
 from tests.helpers import write_images
 
 ROOT = Path(__file__).resolve().parents[1]

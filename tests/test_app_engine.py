@@ -8,8 +8,8 @@ from PIL import Image
 from gan import GanError
 from gan.app import Engine, Settings, build_catalog
 from gan.config import load_config
-from gan.networks import ResnetGenerator
-from gan.trainer import Trainer, prepare_run_dir
+from gan.nn.networks import ResnetGenerator
+from gan.training.trainer import Trainer, prepare_run_dir
 
 
 @pytest.fixture

@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from gan import GanError
-from gan import checkpoint as ckpt_io
-from gan.checkpoint import load_checkpoint, load_generator
+from gan.training import checkpoint as ckpt_io
+from gan.training.checkpoint import load_checkpoint
+from gan.inference.load import load_generator
 from gan.config import load_config
-from gan.trainer import Trainer, prepare_run_dir
+from gan.training.trainer import Trainer, prepare_run_dir
 from tests.test_translate import run_dir  # noqa: F401  (fixture)
 
 

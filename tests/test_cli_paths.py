@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from gan.config import load_config
-from gan.trainer import Trainer, prepare_run_dir
+from gan.training.trainer import Trainer, prepare_run_dir
 from tests.helpers import write_images
 from tests.test_translate import run_dir, run_test_py  # noqa: F401  (fixture)
 
@@ -200,7 +200,7 @@ def test_hybrid_mode_end_to_end_with_style_images(tiny_overrides, tmp_path):
 
 def test_style_grams_are_computed_in_chunks(tmp_path):
     """Chunked mean Gram matrices equal the all-at-once ones, and VGG never sees more than a chunk."""
-    from gan import losses
+    from gan.nn import losses
     from gan.models.cyclegan import style_grams_from_files
 
     write_images(tmp_path / "style", 7, size=(24, 24))
@@ -209,7 +209,7 @@ def test_style_grams_are_computed_in_chunks(tmp_path):
     vgg.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[0]))
     grams = style_grams_from_files(vgg, tmp_path / "style", 16, ("relu1_1", "relu2_1"), torch.device("cpu"), chunk=3)
     assert seen == [3, 3, 1]
-    from gan.data import style_image_batches
+    from gan.data.datasets import style_image_batches
 
     everything = torch.cat(list(style_image_batches(tmp_path / "style", 16, 100)))
     feats = vgg(everything)

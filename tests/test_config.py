@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from gan.config import Config, ConfigError, dump_config, load_config, replace, save_config
+from gan import ConfigError
+from gan.config import Config, dump_config, load_config, replace, save_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -122,7 +123,7 @@ def test_section_given_a_scalar():
 
 
 def test_extra_transforms_checked_when_the_pipeline_is_built():
-    from gan.data import build_transform
+    from gan.data.datasets import build_transform
 
     cfg = load_config(None, ["data.extra_transforms=[{name: ColourJitter}]"])
     with pytest.raises(ConfigError, match=r"data.extra_transforms\[0\]: unknown albumentations transform "

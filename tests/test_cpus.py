@@ -80,7 +80,7 @@ def test_threads_config_key(tiny_overrides):
 
 
 def test_training_uses_the_configured_threads_and_says_so(tiny_overrides, keep_threads, caplog, monkeypatch):
-    from gan.trainer import train
+    from gan.training.trainer import train
 
     monkeypatch.setattr(logging.getLogger("gan"), "propagate", True)
     torch.set_num_threads(2)
@@ -91,7 +91,7 @@ def test_training_uses_the_configured_threads_and_says_so(tiny_overrides, keep_t
 
 
 def test_data_loader_workers_never_exceed_the_cores(tiny_overrides, monkeypatch, caplog):
-    from gan.data import build_train_data
+    from gan.data.datasets import build_train_data
 
     monkeypatch.setattr(cpus, "available_cpus", lambda: 1)
     monkeypatch.setattr(logging.getLogger("gan"), "propagate", True)

@@ -26,7 +26,7 @@ def test_channels_last_amp_training_resumes_bitwise(tiny_overrides, tmp_path, pr
 
 def test_compiled_training_on_cuda(tiny_overrides, tmp_path):
     from gan.config import load_config
-    from gan.trainer import Trainer, prepare_run_dir
+    from gan.training.trainer import Trainer, prepare_run_dir
 
     over = [o for o in tiny_overrides if not o.startswith("train.device")] + CUDA + [
         "train.compile=true", "train.precision=bf16", "train.max_steps=3"]
@@ -39,8 +39,8 @@ def test_compiled_training_on_cuda(tiny_overrides, tmp_path):
 
 @pytest.mark.parametrize("kw", [{}, {"antialias": True}, {"skip": "color", "upsample": "resize_conv"}])
 def test_bands_on_cuda_match_the_untiled_result(kw):
-    from gan.engine import Engine
-    from gan.networks import ResnetGenerator
+    from gan.inference.engine import Engine
+    from gan.nn.networks import ResnetGenerator
     from tests.test_tiling import image, psnr
 
     torch.manual_seed(0)
@@ -56,9 +56,9 @@ def test_bands_on_cuda_match_the_untiled_result(kw):
 
 def test_video_on_cuda(tmp_path):
     pytest.importorskip("av")
-    from gan.engine import Engine
-    from gan.networks import ResnetGenerator
-    from gan.video import VideoOptions, translate_video
+    from gan.inference.engine import Engine
+    from gan.nn.networks import ResnetGenerator
+    from gan.inference.video import VideoOptions, translate_video
     from tests.test_video import moving_square, read_frames, write_video
 
     write_video(tmp_path / "clip.mp4", moving_square(8), audio_s=None)
@@ -72,7 +72,7 @@ def test_video_on_cuda(tmp_path):
 def test_each_kinds_cuda_checkpoint_exports(tiny_overrides, tmp_path, kind):
     from gan.config import load_config
     from gan.export import main as export_main
-    from gan.trainer import Trainer, prepare_run_dir
+    from gan.training.trainer import Trainer, prepare_run_dir
 
     extra = {"cyclegan": [], "cut": ["model.kind=cut", "model.cut.nce_layers=[0,4]", "model.cut.num_patches=16"],
              "style": ["model.kind=style", "loss.lambda_style=1", "loss.vgg.weights=none"],

@@ -9,11 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gan import ConfigError, losses
-from gan import checkpoint as ckpt_io
+from gan import ConfigError
+from gan.nn import losses
+from gan.inference.load import load_generator
 from gan.config import load_config
 from gan.models.cut import CUT, PatchHeads
-from gan.trainer import Trainer, prepare_run_dir
+from gan.training.trainer import Trainer, prepare_run_dir
 from tests.helpers import write_images
 from tests.test_train import straight_and_resumed, weights
 
@@ -138,10 +139,10 @@ def test_a_cut_checkpoint_through_every_inference_path(tiny_overrides, tmp_path)
     cfg = load_config(None, tiny_overrides + CUT_TINY + ["train.max_steps=2", "name=cutrun"])
     Trainer(cfg, prepare_run_dir(cfg)).fit()
     run = tmp_path / "runs" / "cutrun"
-    net, info = ckpt_io.load_generator(run, "AtoB")
+    net, info = load_generator(run, "AtoB")
     assert info.kind == "cut"
     with pytest.raises(Exception, match="no BtoA generator"):
-        ckpt_io.load_generator(run, "BtoA")
+        load_generator(run, "BtoA")
     write_images(tmp_path / "photos", 2, size=(37, 45))
     for args in (["--tile", "16"], ["--format", "png"]):
         out = tmp_path / ("out" + args[0])
@@ -157,7 +158,7 @@ def test_a_cut_checkpoint_through_every_inference_path(tiny_overrides, tmp_path)
         assert r.returncode == 0, r.stderr
         assert target.is_file()
     x = torch.rand(1, 3, 40, 52) * 2 - 1
-    loaded, _ = ckpt_io.load_generator(tmp_path / "cut.pt", "AtoB")
+    loaded, _ = load_generator(tmp_path / "cut.pt", "AtoB")
     with torch.no_grad():
         assert (loaded(x) - net(x)).abs().max() < 1e-5
     assert math.isfinite(float(net(x).mean()))

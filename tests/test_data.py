@@ -9,17 +9,8 @@ from PIL import Image
 
 from gan import GanError
 from gan.config import load_config
-from gan.data import (
-    UnpairedDataset,
-    UnpairedSampler,
-    build_train_data,
-    build_transform,
-    find_images,
-    load_image,
-    scan_domain,
-    to_tensor,
-    to_uint8,
-)
+from gan.data.datasets import UnpairedDataset, UnpairedSampler, build_train_data, build_transform, scan_domain
+from gan.data.io import find_images, load_image, to_tensor, to_uint8
 from tests.helpers import write_images
 
 
@@ -84,7 +75,7 @@ def make_bad_files(folder: Path) -> list[Path]:
 
 
 def test_unreadable_files_raise_named_errors(tmp_path):
-    from gan.data import ImageDecodeError
+    from gan import ImageDecodeError
 
     for p in make_bad_files(tmp_path):
         with pytest.raises(ImageDecodeError, match=p.name):
@@ -104,7 +95,7 @@ def test_scan_skips_bad_files_with_one_warning_each(tmp_path, caplog):
 
 
 def test_every_still_format_pillow_decodes_is_found(tmp_path):
-    from gan.data import IMAGE_EXTENSIONS
+    from gan.data.io import IMAGE_EXTENSIONS
 
     for ext in (".jpg", ".png", ".webp", ".tif", ".bmp", ".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".jp2"):
         assert ext in IMAGE_EXTENSIONS, ext
@@ -141,7 +132,8 @@ def test_empty_domain_error_names_folder_and_contents(tmp_path):
 def test_decompression_bomb_is_refused_not_decoded(tmp_path, monkeypatch):
     Image.fromarray(rgb(100, 100)).save(tmp_path / "big.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 100x100 = 10,000 > 2 x 1000
-    from gan.data import ImageDecodeError, check_image
+    from gan import ImageDecodeError
+    from gan.data.io import check_image
 
     with pytest.raises(ImageDecodeError, match="decompression-bomb limit"):
         load_image(tmp_path / "big.png")
@@ -266,7 +258,7 @@ def test_train_data_reports_skipped(tiny_overrides, tiny_data):
 
 
 def test_the_one_writer_and_planner(tmp_path):
-    from gan.data import load_image_alpha, plan_outputs, write_image
+    from gan.data.io import load_image_alpha, plan_outputs, write_image
 
     img = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
     alpha = np.full((4, 5), 128, np.uint8)

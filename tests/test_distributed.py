@@ -11,7 +11,7 @@ import torch
 import torch.multiprocessing as mp
 
 from gan.config import load_config
-from gan.trainer import Trainer, prepare_run_dir, train
+from gan.training.trainer import Trainer, prepare_run_dir, train
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")
@@ -36,7 +36,7 @@ def _worker(rank: int, world: int, port: int, overrides: list[str], out: str) ->
         trainer.fit()
         torch.save({k: v for n, net in trainer.nets.items() for k, v in
                     ((f"{n}.{k}", v) for k, v in net.state_dict().items())}, Path(out) / f"rank{rank}.pt")
-        distributed.barrier()  # as gan.trainer.train does: both ranks done before the group is torn down
+        distributed.barrier()  # as gan.training.trainer.train does: both ranks done before the group is torn down
     finally:
         distributed.shutdown()
 
@@ -66,7 +66,7 @@ def test_two_ranks_match_each_other_and_a_single_process_run(tiny_overrides, tmp
     # (every rank the same shard, no gradient averaging across different images) is as far from the single run
     # as training itself went; one that matches is a small fraction of it.
     w = weights_of(single)
-    from gan.networks import build_discriminator, build_generator
+    from gan.nn.networks import build_discriminator, build_generator
 
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     for name, build in (("g_ab", build_generator), ("d_b", lambda m: build_discriminator(m, 3))):
@@ -128,7 +128,8 @@ def _scan_worker(rank: int, world: int, port: int, folder: str, out: str) -> Non
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
-    from gan import data, distributed
+    from gan import distributed
+    from gan.data import datasets as data  # scan_domain and the check_image it calls
 
     checked, warned = [], []
     real_check = data.check_image

@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 from gan import GanError
-from gan.export import export
-from gan.onnx_runtime import OnnxGenerator
-from gan.networks import ResnetGenerator
+from gan.inference.export import export
+from gan.inference.onnx_runtime import OnnxGenerator
+from gan.nn.networks import ResnetGenerator
 from tests.test_translate import run_dir  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +69,7 @@ def test_export_cli_and_onnx_through_test_py(run_dir, tmp_path):  # noqa: F811
 
 
 def test_onnx_without_a_record_runs_with_a_warning(tmp_path, caplog):
-    from gan.checkpoint import load_generator
+    from gan.inference.load import load_generator
 
     torch.manual_seed(0)
     net = ResnetGenerator(3, 3, ngf=4, n_blocks=1).eval()

@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 
 from gan import GanError
-from gan.checkpoint import load_generator, load_style_network
+from gan.inference.load import load_generator, load_style_network
 from gan.config import ConfigError, load_config
 from gan.models.adain import adain, mean_std, mix_features
 from gan.models.style import StyleNet
-from gan.trainer import Trainer, prepare_run_dir
+from gan.training.trainer import Trainer, prepare_run_dir
 from tests.helpers import write_images
 from tests.test_train import straight_and_resumed
 
@@ -72,7 +72,7 @@ def test_style_kind_loss_is_pinned_by_a_hand_computation(tiny_overrides, tmp_pat
     a = torch.rand(2, 3, 32, 32) * 2 - 1
     total, terms, fake = m.loss(a)
     with torch.no_grad():
-        from gan.data import style_image_batches
+        from gan.data.datasets import style_image_batches
 
         s = torch.cat(list(style_image_batches(tmp_path / "styles", 32, 10)))
         gram = lambda f: torch.einsum("nchw,ndhw->ncd", f, f) / f[0].numel()  # noqa: E731
@@ -162,7 +162,7 @@ def test_adain_network_alpha_and_size(adain_run):
 
 
 def test_adain_big_contents_go_in_bands_with_whole_image_statistics(adain_run):
-    from gan.stylize import StylizeOptions, stylize_feedforward
+    from gan.stylize.optimise import StylizeOptions, stylize_feedforward
 
     net, _ = load_style_network(adain_run)
     rng = np.random.default_rng(0)
@@ -246,7 +246,7 @@ def test_feedforward_styles_keep_their_own_scale():
     size (a 96 px style is not blown up to a big photo's size), at most MAX_STYLE_PIXELS."""
     from torch import nn
 
-    from gan.stylize import MAX_STYLE_PIXELS, StylizeOptions, feedforward_style_hw, stylize_feedforward
+    from gan.stylize.optimise import MAX_STYLE_PIXELS, StylizeOptions, feedforward_style_hw, stylize_feedforward
 
     assert feedforward_style_hw(96, 64, 1.0) == (96, 64)
     assert feedforward_style_hw(96, 64, 2.0) == (192, 128)

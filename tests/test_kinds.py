@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from gan import ConfigError
-from gan import checkpoint as ckpt_io
-from gan.bandprog import Program, ops_of
+from gan.inference.load import load_generator
+from gan.nn.bandprog import Program, ops_of
 from gan.config import Config, ModelConfig, load_config, require
 from gan.models import KINDS
 from gan.models.base import TrainModel
@@ -40,7 +40,7 @@ class ToyNet(nn.Module):
         return self.forward(x)
 
     def band_program(self, norms):
-        from gan.bandprog import Op
+        from gan.nn.bandprog import Op
 
         return Program([Op("push")] + ops_of(self.layers, norms) + [Op("add")], *self.pad_rule, 3)
 
@@ -100,10 +100,10 @@ def test_a_kind_defined_outside_the_package_does_everything(toy, tiny_overrides,
     assert all(torch.equal(a[k], b[k]) for k in a)
 
     run = tmp_path / "runs" / "resumed"
-    net, info = ckpt_io.load_generator(run, "AtoB")
+    net, info = load_generator(run, "AtoB")
     assert info.kind == "toy" and isinstance(net, ToyNet) and net.layers[1].out_channels == 5
 
-    from gan.translate import TranslateOptions, translate_folder
+    from gan.inference.translate import TranslateOptions, translate_folder
 
     write_images(tmp_path / "photos", 2, size=(30, 41))
     report = translate_folder(net, tmp_path / "photos", tmp_path / "out", TranslateOptions(workers=0, tile=16),
@@ -114,7 +114,7 @@ def test_a_kind_defined_outside_the_package_does_everything(toy, tiny_overrides,
 
     for fmt, suffix in (("onnx", "onnx"), ("torchscript", "pt")):
         assert export_main(["--checkpoint", str(run), "--format", fmt, "--output", str(tmp_path / f"toy.{suffix}")]) == 0
-        exported, exported_info = ckpt_io.load_generator(tmp_path / f"toy.{suffix}", "AtoB")
+        exported, exported_info = load_generator(tmp_path / f"toy.{suffix}", "AtoB")
         assert exported_info.kind == "toy"
         x = torch.rand(1, 3, 20, 28) * 2 - 1
         with torch.no_grad():

@@ -20,7 +20,7 @@ def test_error_classes_live_in_the_package_root_with_exit_codes():
 
     assert GanError.exit_code == 2 and ConfigError.exit_code == 2 and ImageDecodeError.exit_code == 2
     assert DivergenceError.exit_code == 1
-    code = "import sys, gan.cli; print('gan.trainer' in sys.modules, 'torch' in sys.modules)"
+    code = "import sys, gan.cli; print('gan.training.trainer' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT).stdout.split()
     assert out == ["False", "False"]  # the CLI helpers import neither the trainer nor torch
 
@@ -61,8 +61,8 @@ def test_no_shared_mutable_default_arguments():
 
 
 def test_translation_leaves_the_callers_net_as_it_was(tmp_path):
-    from gan.networks import ResnetGenerator
-    from gan.translate import TranslateOptions, translate_folder
+    from gan.nn.networks import ResnetGenerator
+    from gan.inference.translate import TranslateOptions, translate_folder
     from tests.helpers import write_images
 
     net = ResnetGenerator(3, 3, 4, 1).eval()
@@ -77,7 +77,54 @@ def test_translation_leaves_the_callers_net_as_it_was(tmp_path):
 def test_gradio_and_pyav_load_only_where_needed():
     """The web app's Gradio is imported by gan.app alone, PyAV only when a video is decoded: train.py, test.py on
     images and stylize.py start as fast as without them."""
-    code = ("import sys, gan.trainer, gan.translate, gan.stylize, gan.tiling, gan.video, gan.export; "
+    code = ("import sys, gan.training.trainer, gan.inference.translate, gan.stylize.optimise, gan.inference.tiling, gan.inference.video, gan.export; "
             "print('gradio' in sys.modules, 'av' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT).stdout.split()
     assert out == ["False", "False"]
+
+
+# Each module's layer, from the bottom up: a module imports (at the top or inside a function) only modules of
+# its own layer or below. A new module must be given its place here.
+LAYERS = [
+    ["gan", "gan.cpus", "gan.distributed", "gan.cli"],
+    ["gan.config.schema"],
+    ["gan.data", "gan.data.io", "gan.nn", "gan.nn.bandprog"],
+    ["gan.nn.networks", "gan.nn.losses", "gan.data.datasets", "gan.data.sample"],
+    ["gan.models", "gan.models.*"],
+    ["gan.config"],  # loads configs: the shared sections and each kind's own
+    ["gan.training", "gan.training.checkpoint", "gan.training.tracking", "gan.inference", "gan.inference.precision",
+     "gan.inference.normstats", "gan.inference.temporal", "gan.inference.onnx_runtime", "gan.evaluation",
+     "gan.evaluation.metrics"],
+    ["gan.inference.tiling", "gan.inference.load", "gan.inference.export"],
+    ["gan.inference.engine"],
+    ["gan.inference.video", "gan.stylize", "gan.stylize.optimise"],
+    ["gan.inference.translate", "gan.training.trainer"],
+    ["gan.export", "gan.evaluate", "gan.app"],
+]
+
+
+def _layer_of(name: str) -> int:
+    for i, names in enumerate(LAYERS):
+        if name in names or any(n.endswith(".*") and name.startswith(n[:-1]) for n in names):
+            return i
+    raise AssertionError(f"{name} has no layer in tests/test_layering.py's LAYERS: give it its place")
+
+
+def test_no_module_imports_one_above_its_layer():
+    modules = {}
+    for path in (ROOT / "gan").rglob("*.py"):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        modules[name.removesuffix(".__init__")] = path
+    wrong = []
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "gan":
+                targets = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                           for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names if a.name.split(".")[0] == "gan"]
+            for t in targets:
+                if _layer_of(t) > _layer_of(name):
+                    wrong.append(f"{name} imports {t}")
+    assert not wrong, wrong

@@ -1,10 +1,11 @@
 import pytest
 import torch
 
-from gan import GanError, losses
+from gan import GanError
+from gan.nn import losses
 from gan.config import load_config
 from gan.models.cyclegan import CycleGAN
-from gan.image_pool import ImagePool
+from gan.models.image_pool import ImagePool
 from tests.helpers import write_images
 
 
@@ -209,7 +210,7 @@ def test_objective_matches_a_hand_computation(hybrid):
 
 def _replay_pool(stored: torch.Tensor, fakes: torch.Tensor) -> torch.Tensor:
     """What a size-1 pool primed with `stored` (as in the test) returns for `fakes`."""
-    from gan.image_pool import ImagePool
+    from gan.models.image_pool import ImagePool
 
     pool = ImagePool(1)
     _pool_that_swaps(pool, stored)

@@ -10,8 +10,8 @@ from torch import nn
 
 from gan import GanError
 from gan.config import load_config
-from gan.metrics import Scorer, better, edge_ssim
-from gan.trainer import Trainer, prepare_run_dir
+from gan.evaluation.metrics import Scorer, better, edge_ssim
+from gan.training.trainer import Trainer, prepare_run_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,7 +112,7 @@ def test_best_checkpoint_selected_during_training(tiny_overrides, tmp_path):
 
 
 def test_evaluate_cli_writes_json(tiny_overrides, tmp_path):
-    from gan.trainer import train
+    from gan.training.trainer import train
 
     train(load_config(None, tiny_overrides + ["train.max_steps=2"]))
     out = tmp_path / "eval.json"

@@ -6,15 +6,8 @@ from torch import nn
 
 from gan import GanError
 from gan.config import InitConfig, load_config
-from gan.networks import (
-    PatchDiscriminator,
-    ResnetGenerator,
-    build_discriminator,
-    build_generator,
-    count_parameters,
-    init_weights,
-    load_reference_generator,
-)
+from gan.nn.networks import (PatchDiscriminator, ResnetGenerator, build_discriminator, build_generator,
+                             count_parameters, init_weights, load_reference_generator)
 
 
 @pytest.mark.parametrize("n_blocks, expected", [(9, 11_378_179), (6, 7_837_699)])

@@ -13,12 +13,12 @@ import torch
 from PIL import Image
 
 from gan import GanError
-from gan.checkpoint import load_generator
+from gan.inference.load import load_generator
 from gan.config import ConfigError, load_config
-from gan.export import export
-from gan.networks import ResnetGenerator, build_generator
-from gan.trainer import Trainer, lr_factor, prepare_run_dir
-from gan.tiling import BandOptions, translate_large
+from gan.inference.export import export
+from gan.nn.networks import ResnetGenerator, build_generator
+from gan.training.trainer import Trainer, lr_factor, prepare_run_dir
+from gan.inference.tiling import BandOptions, translate_large
 from tests.helpers import write_images
 from tests.test_translate import run_test_py
 
@@ -76,7 +76,7 @@ def test_skip_generators_export_and_tile(tmp_path, skip, fmt):
     path = tmp_path / f"g.{fmt}"
     assert export(net, fmt, path) < 1e-3
     x = torch.rand(1, 3, 29, 70) * 2 - 1
-    from gan.onnx_runtime import OnnxGenerator
+    from gan.inference.onnx_runtime import OnnxGenerator
 
     got = OnnxGenerator(path)(x) if fmt == "onnx" else torch.jit.load(str(path))(x)
     with torch.no_grad():

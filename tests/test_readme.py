@@ -76,7 +76,7 @@ def layout(ws: Path) -> None:
     write_video(ws / "clip.mp4", moving_square(6), audio_s=None)
     (ws / "holiday").mkdir()
     write_video(ws / "holiday" / "walk.mp4", moving_square(4), audio_s=None)
-    from gan.networks import ResnetGenerator
+    from gan.nn.networks import ResnetGenerator
 
     torch.manual_seed(0)
     torch.save(ResnetGenerator(3, 3, ngf=4, n_blocks=1).state_dict(), ws / "latest_net_G.pth")
@@ -126,14 +126,14 @@ def test_readme_lists_only_commands_that_run_or_say_why():
 
 
 def test_every_readme_command_runs_as_written(tmp_path, monkeypatch):
-    import gan.metrics
+    import gan.evaluation.metrics
     from tests.test_metrics import TinyFeatures
 
     ws = tmp_path / "ws"
     ws.mkdir()
     layout(ws)
     monkeypatch.chdir(ws)
-    monkeypatch.setattr(gan.metrics, "inception", lambda weights=None: TinyFeatures())
+    monkeypatch.setattr(gan.evaluation.metrics, "inception", lambda weights=None: TinyFeatures())
     ran = []
     for command in readme_commands():
         if not_run_reason(command):

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gan.data import find_images, load_image
-from gan.sample import build_sample_dataset
+from gan.data.io import find_images, load_image
+from gan.data.sample import build_sample_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,17 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from gan import GanError, losses
-from gan.stylize import (
-    StylizeOptions,
-    load_vgg,
-    match_color,
-    normalised_weights,
-    rgb_to_yiq,
-    scale_sizes,
-    stylize,
-    stylize_files,
-)
+from gan import GanError
+from gan.nn import losses
+from gan.stylize.optimise import (StylizeOptions, load_vgg, match_color, normalised_weights, rgb_to_yiq,
+                                  scale_sizes, stylize, stylize_files)
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(size=32, min_size=16, iterations=4, style_layers=("relu1_1", "relu2_1", "relu3_1"),
@@ -225,7 +218,7 @@ def test_stylize_files_checks_everything_before_starting(tmp_path, vgg):
 def test_scales_too_small_for_the_deepest_layer_are_skipped_or_refused():
     """relu5_1 comes after four halvings: a short side under 16 px has no position left there. Such scales are
     skipped; a photo whose final size is still too small is refused with the numbers (not a traceback)."""
-    from gan.stylize import vgg_min_side
+    from gan.stylize.optimise import vgg_min_side
 
     assert vgg_min_side(("relu1_1",)) == 1 and vgg_min_side(("relu4_1", "relu2_2")) == 8
     assert vgg_min_side(("relu5_1",)) == 16

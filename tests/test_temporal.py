@@ -1,9 +1,9 @@
-"""Temporal smoothing along the motion (gan.temporal): what it removes, what it must leave alone."""
+"""Temporal smoothing along the motion (gan.inference.temporal): what it removes, what it must leave alone."""
 
 import numpy as np
 import pytest
 
-from gan.temporal import TemporalSmoother
+from gan.inference.temporal import TemporalSmoother
 
 
 def scene(h=64, w=96, seed=0) -> np.ndarray:
@@ -87,7 +87,7 @@ def test_off_first_frames_and_size_changes_pass_through():
 
 
 def test_big_frames_take_the_flow_at_reduced_size():
-    from gan import temporal
+    from gan.inference import temporal
 
     ins, outs, _ = pan(n=4, h=96, w=128, step=4)
     full = TemporalSmoother(0.7)

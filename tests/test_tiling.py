@@ -1,17 +1,17 @@
-"""Big images in bands with whole-image norm statistics (gan.tiling) and the statistics modes (gan.normstats)."""
+"""Big images in bands with whole-image norm statistics (gan.inference.tiling) and the statistics modes (gan.inference.normstats)."""
 
 import math
 
 import pytest
 import torch
 
-from gan import losses
+from gan.nn import losses
 from gan.models.adain import ENCODER_LAYERS, AdaINNet, Decoder, adain, init_decoder
-from gan.networks import ResnetGenerator, pad_to_multiple
-from gan.normstats import NormStats
-from gan.tiling import BandOptions, Cache, plan_summary, translate_large, translate_tiles
-from gan.engine import Engine
-from gan.tiling import runs_in_bands, why_not
+from gan.nn.networks import ResnetGenerator, pad_to_multiple
+from gan.inference.normstats import NormStats
+from gan.inference.tiling import BandOptions, Cache, plan_summary, translate_large, translate_tiles
+from gan.inference.engine import Engine
+from gan.inference.tiling import runs_in_bands, why_not
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

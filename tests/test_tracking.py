@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from gan.config import load_config, replace
-from gan.trainer import Trainer, prepare_run_dir, train
+from gan.training.trainer import Trainer, prepare_run_dir, train
 from tests import wandb_reader
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def test_disabled_creates_no_wandb_files(tiny_overrides, offline, tmp_path):
 
 
 def test_auto_without_credentials_is_offline(monkeypatch, tmp_path):
-    from gan.tracking import resolve_wandb_mode
+    from gan.training.tracking import resolve_wandb_mode
 
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from gan import GanError
-from gan import checkpoint as ckpt_io
+from gan.training import checkpoint as ckpt_io
 from gan.config import load_config
 from gan import DivergenceError
-from gan.trainer import Trainer, lr_factor, prepare_run_dir, train
+from gan.training.trainer import Trainer, lr_factor, prepare_run_dir, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -318,7 +318,7 @@ def test_no_held_out_photos_is_said_once_at_the_start(tiny_overrides, caplog, mo
 def test_the_whole_runs_time_is_said_after_the_first_steps(tiny_overrides, caplog, monkeypatch):
     import logging
 
-    from gan.trainer import _duration
+    from gan.training.trainer import _duration
 
     monkeypatch.setattr(logging.getLogger("gan"), "propagate", True)
     cfg = load_config(None, tiny_overrides + ["train.max_steps=14", "train.save_every=100"])

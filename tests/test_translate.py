@@ -10,9 +10,9 @@ from PIL import Image
 
 from gan import GanError
 from gan.config import load_config
-from gan.trainer import Trainer, prepare_run_dir
-from gan.checkpoint import load_generator
-from gan.translate import TranslateOptions, plan_outputs, translate_folder
+from gan.training.trainer import Trainer, prepare_run_dir
+from gan.inference.load import load_generator
+from gan.inference.translate import TranslateOptions, plan_outputs, translate_folder
 from tests.helpers import write_images
 from tests.test_networks import reference_generator
 

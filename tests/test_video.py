@@ -1,4 +1,4 @@
-"""Videos through test.py / gan.video: streams kept, statistics modes, broken inputs and outputs."""
+"""Videos through test.py / gan.inference.video: streams kept, statistics modes, broken inputs and outputs."""
 
 import os
 import subprocess
@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 from gan import GanError
-from gan.engine import Engine
-from gan.networks import ResnetGenerator
-from gan.video import VideoOptions, translate_video
+from gan.inference.engine import Engine
+from gan.nn.networks import ResnetGenerator
+from gan.inference.video import VideoOptions, translate_video
 from tests.helpers import write_images
 
 av = pytest.importorskip("av")
@@ -153,7 +153,7 @@ def static_region_change(frames: np.ndarray) -> float:
 
 
 def test_clip_and_running_statistics_and_smoothing_reduce_flicker(ckpt, tmp_path):
-    from gan.checkpoint import load_generator
+    from gan.inference.load import load_generator
 
     write_video(tmp_path / "clip.mp4", moving_square(16), audio_s=None, crf=0)
     net, _ = load_generator(ckpt, "AtoB")
@@ -199,14 +199,14 @@ def test_broken_videos_and_unwritable_outputs(ckpt, tmp_path):
     assert not (tmp_path / "out3").exists()
     # A codec the container cannot hold.
     with pytest.raises(GanError, match="cannot hold h264"):
-        from gan.video import codec_for
+        from gan.inference.video import codec_for
 
         codec_for(tmp_path / "x.webm", VideoOptions(codec="h264"))
 
 
 def test_video_encoding_failure_leaves_nothing(ckpt, tmp_path, monkeypatch):
-    from gan import video
-    from gan.checkpoint import load_generator
+    from gan.inference import video
+    from gan.inference.load import load_generator
 
     write_video(tmp_path / "clip.mp4", moving_square(4), audio_s=None)
     net, _ = load_generator(ckpt, "AtoB")
@@ -226,7 +226,7 @@ def test_frames_above_the_size_limit_go_in_bands(ckpt, tmp_path, caplog):
     big images are, instead of running out of memory: the same frames as in one pass."""
     import logging
 
-    from gan.checkpoint import load_generator
+    from gan.inference.load import load_generator
 
     write_video(tmp_path / "clip.mp4", moving_square(4), audio_s=None, crf=0)
     net, _ = load_generator(ckpt, "AtoB")

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan import losses
-from gan.config import Config, LossConfig, ModelConfig
+from gan.nn import losses
+from gan.config.schema import Config, LossConfig, ModelConfig
 from gan.models.base import ExportSpec, StepContext, TrainModel
 
 ENCODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -138,7 +138,7 @@ class AdaINStylizer(nn.Module):
     t = alpha * sum_i w_i AdaIN(f(c), f(s_i)) + (1 - alpha) f(c) = n * S + M + (1 - alpha) f(c), with
     n = (f(c) - mu(f(c))) / sigma(f(c)) (an InstanceNorm2d: `content_norm`), S = alpha * sum_i w_i sigma(f(s_i))
     and M = alpha * sum_i w_i mu(f(s_i)) computed once. Because the content's statistics come from a norm
-    layer, big images are computed in bands with whole-image statistics like any generator (gan.tiling)."""
+    layer, big images are computed in bands with whole-image statistics like any generator (gan.inference.tiling)."""
 
     def __init__(self, net: AdaINNet, styles: list[torch.Tensor], weights: list[float] | None, alpha: float):
         super().__init__()
@@ -156,7 +156,7 @@ class AdaINStylizer(nn.Module):
         return blend(normed, raw, self.scale, self.shift, self.alpha)
 
     def forward(self, content: torch.Tensor) -> torch.Tensor:
-        from gan.networks import pad_to_multiple
+        from gan.nn.networks import pad_to_multiple
 
         h, w = content.shape[-2:]
         f = self.encoder_layers(self.encoder_input(pad_to_multiple(content, 8, minimum=16)))
@@ -166,7 +166,7 @@ class AdaINStylizer(nn.Module):
     def band_program(self, norms: dict[int, int]):
         """forward over bands: pad to a multiple of 8 (at least 16), the encoder, the content statistics as a
         whole-image norm layer followed by the blend, the decoder, crop back."""
-        from gan.bandprog import Op, Program, ops_of
+        from gan.nn.bandprog import Op, Program, ops_of
 
         ops = [Op("layer", self.encoder_input)] + ops_of(self.encoder_layers, norms)
         ops.append(Op("norm", index=norms[id(self.content_norm)], post=self.mix))
@@ -222,7 +222,7 @@ class AdaIN(TrainModel):
 
     @classmethod
     def validate_config(cls, cfg: Config) -> None:
-        from gan.config import VGG_LAYERS, require
+        from gan.config.schema import VGG_LAYERS, require
         from gan.models.style import require_vgg_terms
 
         require_vgg_terms(cfg)

@@ -2,7 +2,7 @@
 
 A model kind is an `nn.Module` subclass of `TrainModel` that owns its nets and the loss arithmetic of one
 training step, and nothing else: no optimizer, no scaler, no device or precision logic, no files. The loop
-(gan/trainer.py) owns those and drives every kind through these members:
+(gan/training/trainer.py) owns those and drives every kind through these members:
 
     build(cfg, device, rank, vgg_weights)   classmethod: the kind from a validated Config, on `device`
     nets                  {checkpoint name: plain module}: every net whose weights the checkpoint keeps
@@ -25,7 +25,7 @@ training step, and nothing else: no optimizer, no scaler, no device or precision
 
 What inference, export, the band runner and the web app need of a kind:
 
-    generators            (above) one-image nets: loaded by gan.checkpoint.load_generator, run by every
+    generators            (above) one-image nets: loaded by gan.inference.load.load_generator, run by every
                           one-image path (folders, bands, videos, evaluation, the app, export)
     inputs                the inference signature: ("image",), or ("content", "style") for a kind whose
                           network takes a style image at run time (stylize.py --model, the app's style tab)
@@ -33,7 +33,7 @@ What inference, export, the band runner and the web app need of a kind:
                           checkpoint's nets (`state(name)` -> that net's state_dict)
     export_spec(net)      staticmethod, two-input kinds: how gan.export writes and checks their network
                           (an ExportSpec); one-image generators share the generic one
-A network runs in bands (gan.tiling) when it declares `band_program(norms)` beside its forward.
+A network runs in bands (gan.inference.tiling) when it declares `band_program(norms)` beside its forward.
 
 Adding a kind is a new module here and one entry in gan/models/__init__.py's KINDS; no loop code changes.
 """
@@ -48,7 +48,7 @@ from typing import Callable, Protocol
 import torch
 from torch import nn
 
-from gan.config import Config, ModelConfig
+from gan.config.schema import Config, ModelConfig
 
 
 class StepContext(Protocol):
@@ -86,7 +86,7 @@ class TrainModel(nn.Module):
 
     @classmethod
     def load_inference(cls, model_cfg: ModelConfig, state: Callable[[str], dict], path: Path) -> nn.Module:
-        raise NotImplementedError(f"{cls.__name__} has one-image generators: see gan.checkpoint.load_generator")
+        raise NotImplementedError(f"{cls.__name__} has one-image generators: see gan.inference.load.load_generator")
 
     @staticmethod
     def export_spec(net: nn.Module) -> ExportSpec:

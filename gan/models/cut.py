@@ -15,7 +15,7 @@ E_l is G's activation after `g_ab.model[l]` (layers 0, 4, 8, 12, 16 of the ResNe
 input, the two downsampling convs and residual blocks 1 and 5 with `antialias` on, as in the paper's code),
 H_l a 2-layer MLP (Linear, ReLU, Linear, 256 wide) and an L2 normalisation, on `num_patches` positions drawn
 at random, the same positions in E_l(out) and E_l(src) and for every image of the batch; negatives come from
-the same image (gan.losses.patch_nce_loss), keys are detached, tau = 0.07.
+the same image (gan.nn.losses.patch_nce_loss), keys are detached, tau = 0.07.
 
 FastCUT: no identity NCE, lambda_nce 10, and flip equivariance: with probability 1/2 the step translates the
 horizontally flipped photo, and the output's encoder features are flipped back before they are compared with
@@ -37,10 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan import losses
-from gan.config import Config, ModelConfig, require
+from gan.nn import losses
+from gan.config.schema import Config, ModelConfig, require
 from gan.models.base import StepContext, TrainModel, set_requires_grad
-from gan.networks import ResnetGenerator, build_discriminator, build_generator, inference_generator, init_weights
+from gan.nn.networks import ResnetGenerator, build_discriminator, build_generator, inference_generator, init_weights
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,7 @@ class CUT(TrainModel):
 def _encoder_end(m: ModelConfig) -> int:
     """The index of the generator's last encoder layer (its last residual block, or the end of the
     downsampling), from a copy built without memory."""
-    from gan.networks import ResnetBlock
+    from gan.nn.networks import ResnetBlock
 
     g = m.generator
     with torch.device("meta"):

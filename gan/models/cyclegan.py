@@ -35,11 +35,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gan import losses
-from gan.config import Config, LossConfig, ModelConfig
-from gan.image_pool import ImagePool
+from gan.nn import losses
+from gan.config.schema import Config, LossConfig, ModelConfig
 from gan.models.base import StepContext, TrainModel, set_requires_grad
-from gan.networks import build_discriminator, build_generator, inference_generator
+from gan.models.image_pool import ImagePool
+from gan.nn.networks import build_discriminator, build_generator, inference_generator
 
 
 class GeneratorPair(nn.Module):
@@ -227,6 +227,6 @@ def style_grams_from_files(vgg: losses.VGGFeatures, folder: str | Path, size: in
                            device: torch.device, chunk: int = 4) -> dict[str, torch.Tensor]:
     """Mean Gram matrices of every image in a file or folder, read and passed through VGG `chunk` images at a
     time under no_grad: memory stays that of one chunk, whatever the number of style images."""
-    from gan.data import style_image_batches
+    from gan.data.datasets import style_image_batches
 
     return losses.mean_gram_matrices(vgg, style_image_batches(folder, size, chunk), layers, device)

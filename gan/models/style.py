@@ -7,7 +7,7 @@ fixed style images, in one forward pass. No discriminator. Objective, for a phot
       + lambda_style   * sum_l mean((Gram(F_l(g_ab(a))) - mean_i Gram(F_l(s_i)))^2)    style layers
       + lambda_tv      * TV(g_ab(a))
 
-with F the frozen VGG19 of gan/losses.py, Gram normalised by c*h*w, and s_i the images of
+with F the frozen VGG19 of gan/nn/losses.py, Gram normalised by c*h*w, and s_i the images of
 `loss.vgg.style_images` (one painting or several: their Gram matrices are averaged), or every image of
 `data.train_b` when that is null. pytorch/examples' fast_neural_style uses the same normalisations, so its
 weights carry over: content 1e5, style 1e10 (configs/style_feedforward.yaml).
@@ -18,12 +18,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gan import losses
-from gan.config import Config, LossConfig, ModelConfig, require
-from gan.data import domain_dir
+from gan.nn import losses
+from gan.config.schema import Config, LossConfig, ModelConfig, require
+from gan.data.datasets import domain_dir
 from gan.models.base import StepContext, TrainModel
 from gan.models.cyclegan import style_grams_from_files
-from gan.networks import build_generator, inference_generator
+from gan.nn.networks import build_generator, inference_generator
 
 
 class StyleNet(TrainModel):

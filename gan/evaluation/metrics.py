@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan import GanError, ImageDecodeError
-from gan.data import load_image, resize_center_crop, to_chw
+from gan.data.io import load_image, resize_center_crop, to_chw
 
 log = logging.getLogger("gan")
 
@@ -219,7 +219,7 @@ def add_reference(scorer: "Scorer", paths: list[Path], size: int | None) -> int:
 
 
 def add_translations(scorer: "Scorer", engine, paths: list[Path], size: int | None) -> int:
-    """Translate each image through `engine` (gan.engine.Engine: its precision and band policy) and add it."""
+    """Translate each image through `engine` (gan.inference.engine.Engine: its precision and band policy) and add it."""
     n = 0
     for p in paths:
         try:

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan import GanError
-from gan.bandprog import Op, Program, ops_of
-from gan.config import DiscriminatorConfig, GeneratorConfig, InitConfig, ModelConfig
+from gan.nn.bandprog import Op, Program, ops_of
+from gan.config.schema import DiscriminatorConfig, GeneratorConfig, InitConfig, ModelConfig
 
 
 def norm_layer(kind: str) -> type[nn.Module] | functools.partial | None:
@@ -98,7 +98,7 @@ class BlurPool2d(nn.Module):
         k = torch.outer(k, k) / 16.0
         self.register_buffer("kernel", k.expand(channels, 1, 3, 3).clone(), persistent=False)
 
-    # How the band runner computes it over rows (gan.tiling): output rows per input row, input rows needed on
+    # How the band runner computes it over rows (gan.inference.tiling): output rows per input row, input rows needed on
     # each side of a band (the filter's reach, its padding and the stride), and the stride bands align to.
     band_layer = {"scale": (1, 2), "reach": 3, "align": 2}
 
@@ -212,7 +212,7 @@ class ResnetGenerator(nn.Module):
         return self.core(x)[..., :h, :w]
 
     def band_program(self, norms: dict[int, int]) -> Program:
-        """forward over bands (gan.tiling): pad to a multiple of 4 (at least 8), the layers of `model`, plus
+        """forward over bands (gan.inference.tiling): pad to a multiple of 4 (at least 8), the layers of `model`, plus
         the skip path of the input, crop back."""
         ops = ops_of(self.model, norms)
         if self.has_skip:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan import GanError
-from gan.config import VGG_LAYERS
+from gan.config.schema import VGG_LAYERS
 
 
 def gan_loss(pred: torch.Tensor, target_is_real: bool, mode: str) -> torch.Tensor:

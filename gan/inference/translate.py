@@ -1,11 +1,11 @@
-"""Inference: load any generator, translate whole image sets (and videos, gan.video) at full resolution.
+"""Inference: load any generator, translate whole image sets (and videos, gan.inference.video) at full resolution.
 
     net, info = checkpoint.load_generator("runs/photo2monet", "AtoB")   # or a step file, latest_net_G.pth, .onnx
     translate_folder(net, "photos/", "out/", TranslateOptions(batch_size=8))
 
 Full resolution: the generator pads to a multiple of 4 and crops back, so the output has the input's size.
 Same-size images are batched. An image above `max_pixels` (or above tile x tile pixels when `tile` is set) is
-computed in bands with whole-image norm statistics (gan.tiling), so memory is bounded and the result is the
+computed in bands with whole-image norm statistics (gan.inference.tiling), so memory is bounded and the result is the
 untiled one; exported models, which cannot be run stage by stage, get overlapping blended tiles instead.
 """
 
@@ -26,11 +26,11 @@ from torch import nn
 
 from gan import GanError, ImageDecodeError
 from gan.cpus import worker_count
-from gan.data import load_image, load_image_alpha
-from gan.data import plan_outputs as data_plan_outputs
-from gan.data import resize_short_side, resized_hw, to_chw, to_uint8, write_image
-from gan.engine import Engine
-from gan.video import VIDEO_EXTENSIONS, VideoOptions, is_video, translate_video
+from gan.data.io import load_image, load_image_alpha
+from gan.data.io import plan_outputs as data_plan_outputs
+from gan.data.io import resize_short_side, resized_hw, to_chw, to_uint8, write_image
+from gan.inference.engine import Engine
+from gan.inference.video import VIDEO_EXTENSIONS, VideoOptions, is_video, translate_video
 
 log = logging.getLogger("gan")
 
@@ -48,8 +48,8 @@ class TranslateOptions:
     fmt: str = "png"
     overwrite: bool = False
     workers: int = 2
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 needs CUDA) | auto (see gan.precision)
-    video: VideoOptions = field(default_factory=VideoOptions)  # videos and animated GIF/WebP (gan.video)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 needs CUDA) | auto (see gan.inference.precision)
+    video: VideoOptions = field(default_factory=VideoOptions)  # videos and animated GIF/WebP (gan.inference.video)
 
 
 @dataclass
@@ -62,7 +62,7 @@ class Report:
 
 
 def plan_outputs(input_path: Path, output_dir: Path, fmt: str) -> list[tuple[Path, Path]]:
-    """(source, destination) pairs for the images and videos under input_path (gan.data.plan_outputs, with its
+    """(source, destination) pairs for the images and videos under input_path (gan.data.io.plan_outputs, with its
     guards): images get the extension of `fmt`, videos (and animated GIF/WebP) keep their own."""
     return data_plan_outputs(input_path, output_dir, fmt, VIDEO_EXTENSIONS, keep_suffix=is_video)
 

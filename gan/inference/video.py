@@ -10,7 +10,7 @@ packets are copied without re-encoding (the output has the input's container, so
 Animated GIF and WebP go through Pillow (which keeps each frame's duration and the loop count) and come out in
 their own format; these formats are small, and Pillow assembles their frames in memory.
 
-Norm statistics across frames (gan.normstats), `stats`:
+Norm statistics across frames (gan.inference.normstats), `stats`:
     frame     each frame its own statistics (what training did; the default): a global brightness change of
               the input is normalised away, but the colours can pump when the content changes a lot
     running   a moving average of the statistics over the frames so far (momentum 0.9: about ten frames),
@@ -18,9 +18,9 @@ Norm statistics across frames (gan.normstats), `stats`:
     clip      the pooled statistics of `clip_frames` frames spread over the clip, then fixed for every
               frame: the steadiest, at the cost of decoding the clip twice
 Then `smooth` (0.7 by default; 0 = off) blends each output with the previous one moved along the optical flow of
-the input, where that motion explains the input (gan.temporal): the generator's strokes stop crawling and
+the input, where that motion explains the input (gan.inference.temporal): the generator's strokes stop crawling and
 shimmering from frame to frame, and objects entering, occlusions and scene cuts are left as translated.
-Frames go through the inference engine (gan.engine) like images: its device, precision, channels-last layout
+Frames go through the inference engine (gan.inference.engine) like images: its device, precision, channels-last layout
 and band policy, so a frame above `--max-megapixels` (or `--tile`) is computed in bands with the whole frame's
 statistics instead of running out of memory (the `running`/`clip` modes then give way to each frame's own).
 A file is written under a temporary name and renamed when complete: a failure leaves nothing behind.
@@ -37,10 +37,10 @@ import numpy as np
 import torch
 
 from gan import GanError
-from gan.data import resize_short_side, resized_hw, to_chw, to_uint8
-from gan.engine import Engine
-from gan.normstats import NormStats
-from gan.temporal import TemporalSmoother
+from gan.data.io import resize_short_side, resized_hw, to_chw, to_uint8
+from gan.inference.engine import Engine
+from gan.inference.normstats import NormStats
+from gan.inference.temporal import TemporalSmoother
 
 log = logging.getLogger("gan")
 
@@ -56,7 +56,7 @@ SMOOTH_DEFAULT = 0.7  # benchmarks/video.py: 2.5x less flicker than none, 0.9x t
 @dataclass(frozen=True)
 class VideoOptions:
     stats: str = "frame"  # frame | running | clip (benchmarks/video.py: frame measured best, see README)
-    smooth: float = SMOOTH_DEFAULT  # temporal smoothing strength along the motion (gan.temporal); 0 = off
+    smooth: float = SMOOTH_DEFAULT  # temporal smoothing strength along the motion (gan.inference.temporal); 0 = off
     momentum: float = 0.9  # running: weight of the past
     clip_frames: int = 16  # clip: frames sampled for the statistics
     codec: str | None = None  # h264 | h265 | vp9; default h264 (vp9 for webm)
@@ -111,7 +111,7 @@ def codec_for(dst: Path, opts: VideoOptions) -> str:
 
 class FrameTranslator:
     """Frames (uint8 HWC) -> translated frames (uint8 HWC), in batches, with the norm statistics of `mode`
-    (frame | running | clip, see the module docstring), then smoothed along the motion (gan.temporal).
+    (frame | running | clip, see the module docstring), then smoothed along the motion (gan.inference.temporal).
     `translate(frames)` takes consecutive frames in display order (the smoothing carries over from one call to
     the next); `gather(frames)` feeds clip mode's statistics (then `fix()`)."""
 
@@ -372,7 +372,7 @@ def _translate_animated(src: Path, dst: Path, ft: FrameTranslator, progress: boo
     """Animated GIF/WebP through Pillow: same format, per-frame durations and loop count kept."""
     from PIL import Image, ImageSequence
 
-    from gan.data import _to_rgb
+    from gan.data.io import _to_rgb
 
     try:
         img = Image.open(src)

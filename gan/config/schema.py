@@ -1,6 +1,8 @@
-"""The whole configuration as typed, frozen dataclasses, loaded from YAML with strict validation.
+"""The configuration schema: the shared sections as typed, frozen dataclasses, and the machinery that reads
+YAML into them with strict validation. Each model kind declares its own section (gan/models); the loading
+functions here take the kinds dict (`kinds`), which gan.config passes (the one in gan/models/__init__.py):
 
-    cfg = load_config("configs/photo2monet.yaml", ["train.lr=1e-4", "data.batch_size=4"])
+    cfg = gan.config.load_config("configs/photo2monet.yaml", ["train.lr=1e-4", "data.batch_size=4"])
 
 Every key has a type and a default (the reference CycleGAN recipe). Loading rejects unknown keys (with the
 closest valid names), wrong types and impossible values, always naming the dotted path, the value and what
@@ -87,7 +89,7 @@ class InitConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    kind: str = "cyclegan"  # a key of gan.models.KINDS
+    kind: str = "cyclegan"  # a key of the kinds dict (gan/models/__init__.py)
     in_channels: int = 3
     out_channels: int = 3
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -185,7 +187,7 @@ class Config:
 # --------------------------------------------------------------------------------------------- loading
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
+def load_config(path: str | Path | None, overrides: typing.Sequence[str], kinds: dict) -> Config:
     """Read a YAML file (or only the defaults when `path` is None), apply `key=value` overrides, validate."""
     raw: dict = {}
     if path is not None:
@@ -193,7 +195,7 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
     for item in overrides:
         key, value = parse_override(item)
         set_dotted(raw, key, value)
-    return from_dict(raw)
+    return from_dict(raw, kinds)
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -242,16 +244,16 @@ def set_dotted(raw: dict, key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def from_dict(raw: dict) -> Config:
-    cfg = _build(Config, raw, "")
-    validate(cfg)
+def from_dict(raw: dict, kinds: dict) -> Config:
+    cfg = _build(Config, raw, "", kinds)
+    validate(cfg, kinds)
     return cfg
 
 
-def build_section(cls: type, raw: dict, prefix: str) -> Any:
+def build_section(cls: type, raw: dict, prefix: str, kinds: dict) -> Any:
     """One section (e.g. ModelConfig from a checkpoint's config.model), typed and checked like a whole
     config; the sections around it are not needed."""
-    return _build(cls, raw, prefix)
+    return _build(cls, raw, prefix, kinds)
 
 
 def to_dict(cfg: Any) -> Any:
@@ -281,13 +283,13 @@ def save_config(cfg: Config, path: str | Path) -> None:
     Path(path).write_text(dump_config(cfg), encoding="utf-8")
 
 
-def replace(cfg: Config, overrides: typing.Sequence[str]) -> Config:
+def replace(cfg: Config, overrides: typing.Sequence[str], kinds: dict) -> Config:
     """A copy of `cfg` with `key=value` overrides applied and validated."""
     raw = to_dict(cfg)
     for item in overrides:
         key, value = parse_override(item)
         set_dotted(raw, key, value)
-    return from_dict(raw)
+    return from_dict(raw, kinds)
 
 
 def all_keys(cls: type = Config, prefix: str = "") -> list[str]:
@@ -335,7 +337,7 @@ def _fail(path: str, value: Any, allowed: str) -> typing.NoReturn:
     raise ConfigError(f"{path}: invalid value {value!r}; expected {allowed}")
 
 
-def _build(cls: type, raw: Any, prefix: str) -> Any:
+def _build(cls: type, raw: Any, prefix: str, kinds: dict) -> Any:
     if not isinstance(raw, dict):
         _fail(prefix.rstrip(".") or "config", raw, "a mapping")
     hints = _hints(cls)
@@ -344,41 +346,33 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     values = {}
     for f in fields:
         if "section_of" in f.metadata:
-            values[f.name] = _kind_section(raw, prefix, raw.get(f.metadata["section_of"], "cyclegan"))
+            values[f.name] = _kind_section(raw, prefix, raw.get(f.metadata["section_of"], "cyclegan"), kinds)
     for key in raw:
-        if key not in names and key not in _kind_names():
+        if key not in names and key not in kinds:
             raise ConfigError(f"{prefix}{key}: unknown key{_suggest(str(key), names, prefix)}")
     for name in names:
         if name in raw:
-            values[name] = _convert(hints[name], raw[name], f"{prefix}{name}")
+            values[name] = _convert(hints[name], raw[name], f"{prefix}{name}", kinds)
     return cls(**values)
 
 
-def _kind_names() -> tuple[str, ...]:
-    from gan.models import KINDS  # the kinds own their sections; they import this module, not the reverse
-
-    return tuple(KINDS)
-
-
-def _kind_section(raw: dict, prefix: str, kind: Any) -> Any:
+def _kind_section(raw: dict, prefix: str, kind: Any, kinds: dict) -> Any:
     """`model.<kind>`: the section the kind declares (its `Section` dataclass), built like any other; None
     for a kind without one. A section of another kind is refused: it would be silently ignored."""
-    from gan.models import KINDS
-
-    if not isinstance(kind, str) or kind not in KINDS:
-        close = difflib.get_close_matches(str(kind), list(KINDS), n=1)
+    if not isinstance(kind, str) or kind not in kinds:
+        close = difflib.get_close_matches(str(kind), list(kinds), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        _fail(f"{prefix}kind", kind, "one of " + ", ".join(repr(k) for k in KINDS) + hint)
-    for other in KINDS:
+        _fail(f"{prefix}kind", kind, "one of " + ", ".join(repr(k) for k in kinds) + hint)
+    for other in kinds:
         if other != kind and other in raw:
             raise ConfigError(f"{prefix}{other}: a section of model kind {other}, but {prefix}kind is {kind} "
                               f"(set {prefix}kind={other} or remove the section)")
-    section = getattr(KINDS[kind], "Section", None)
+    section = getattr(kinds[kind], "Section", None)
     if section is None:
         if kind in raw:
             raise ConfigError(f"{prefix}{kind}: model kind {kind} has no options of its own")
         return None
-    return _build(section, raw.get(kind) or {}, f"{prefix}{kind}.")
+    return _build(section, raw.get(kind) or {}, f"{prefix}{kind}.", kinds)
 
 
 def _suggest(key: str, names: list[str], prefix: str) -> str:
@@ -393,13 +387,13 @@ def _suggest(key: str, names: list[str], prefix: str) -> str:
     return f"; valid keys here: {', '.join(names)}"
 
 
-def _convert(tp: Any, value: Any, path: str) -> Any:
+def _convert(tp: Any, value: Any, path: str, kinds: dict) -> Any:
     origin = typing.get_origin(tp)
     if origin is typing.Union:  # Optional[X]
         if value is None:
             return None
         inner = [a for a in typing.get_args(tp) if a is not type(None)][0]
-        return _convert(inner, value, path)
+        return _convert(inner, value, path, kinds)
     if origin is Literal:
         if value not in typing.get_args(tp) or isinstance(value, bool):
             _fail(path, value, _describe(tp))
@@ -408,9 +402,9 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         item_tp = typing.get_args(tp)[0]
         if not isinstance(value, (list, tuple)):
             _fail(path, value, _describe(tp))
-        return tuple(_convert(item_tp, v, f"{path}[{i}]") for i, v in enumerate(value))
+        return tuple(_convert(item_tp, v, f"{path}[{i}]", kinds) for i, v in enumerate(value))
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value, path + ".")
+        return _build(tp, value, path + ".", kinds)
     if tp is bool:
         if not isinstance(value, bool):
             _fail(path, value, "true or false")
@@ -454,7 +448,7 @@ def require(ok: bool, path: str, value: Any, allowed: str) -> None:
 _require = require
 
 
-def validate(cfg: Config) -> None:
+def validate(cfg: Config, kinds: dict) -> None:
     """Value checks beyond types, including those that span several keys."""
     _require(bool(re.fullmatch(r"[A-Za-z0-9_.\-]+", cfg.name)) and cfg.name not in (".", ".."),
              "name", cfg.name, "a run name of letters, digits, '_', '-', '.'")
@@ -538,6 +532,4 @@ def validate(cfg: Config) -> None:
     choices = [f"{m}_{d}" for m in e.metrics for d in ("ab", "ba")]
     _require(e.best in choices, "eval.best", e.best, "one of " + ", ".join(choices) + " (from eval.metrics)")
 
-    from gan.models import KINDS
-
-    KINDS[m.kind].validate_config(cfg)  # the kind's own rules (its section, and what it needs of the others)
+    kinds[m.kind].validate_config(cfg)  # the kind's own rules (its section, and what it needs of the others)

@@ -1,4 +1,4 @@
-"""The vocabulary of band programs: how a network is computed over horizontal bands of rows (gan.tiling runs
+"""The vocabulary of band programs: how a network is computed over horizontal bands of rows (gan.inference.tiling runs
 them). A network declares its program beside its forward, as `band_program(norms) -> Program`, from the
 readers here: `ops_of(modules, norms)` reads a sequence of standard layers, and a module of its own may
 declare its row arithmetic (`band_layer = {"scale": (num, den), "reach": r, "align": a}`) or its ops
@@ -52,7 +52,7 @@ class Program:
     out_channels: int
 
     def padded(self, h: int, w: int) -> tuple[int, int]:
-        """The size an h x w input is padded to (as gan.networks.pad_to_multiple does)."""
+        """The size an h x w input is padded to (as gan.nn.networks.pad_to_multiple does)."""
         return tuple(max(-(-n // self.multiple) * self.multiple, self.minimum) for n in (h, w))
 
 

@@ -9,7 +9,7 @@ and run one stage at a time over full-width bands of rows:
 
     pass k: for every band, compute the activation in front of norm layer k (from the last stored activation,
             with the statistics of earlier norm layers already known), add its positions to the layer's
-            statistics (gan.normstats.NormStats, pooled exactly), and, when the activation is small (at most
+            statistics (gan.inference.normstats.NormStats, pooled exactly), and, when the activation is small (at most
             8 values per input value: the generator's quarter-resolution stages), store it
     then:   layer k's statistics are the whole image's; the next pass starts from the stored activation
 
@@ -20,7 +20,7 @@ the untiled computation up to floating-point rounding (the stores keep activatio
 "reduced precision" half of the memory bound). Stores live in RAM up to `cache_mb` and in a temporary file
 beyond (read and written with pread/pwrite, so they count as page cache, not as the process's memory).
 
-A net declares its program beside its forward (`band_program`, from gan.bandprog's readers); the first time a
+A net declares its program beside its forward (`band_program`, from gan.nn.bandprog's readers); the first time a
 net is run here, its program is checked against its forward on a small input, and a net whose program does
 not reproduce it is not run in bands (fail-closed). Nets without a program (ONNX and TorchScript exports, any
 other module) are translated in overlapping tiles blended with a raised-cosine window, each tile with its own
@@ -43,10 +43,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from gan.bandprog import Op, Program, Unsupported
-from gan.data import normalize_uint8, to_uint8
-from gan.networks import pad_to_multiple
-from gan.normstats import NormStats
+from gan.nn.bandprog import Op, Program, Unsupported
+from gan.data.io import normalize_uint8, to_uint8
+from gan.nn.networks import pad_to_multiple
+from gan.inference.normstats import NormStats
 
 log = logging.getLogger("gan")
 
@@ -60,7 +60,7 @@ _CHECKED: "weakref.WeakKeyDictionary[nn.Module, str]" = weakref.WeakKeyDictionar
 
 
 def program(net: nn.Module, stats: NormStats, check: bool = True) -> Program | None:
-    """The band program the net declares beside its forward (`band_program(norms)`, see gan.bandprog), or
+    """The band program the net declares beside its forward (`band_program(norms)`, see gan.nn.bandprog), or
     None. Fail-closed: the first time a net is asked for (`check`), its program is run in bands on a small
     input and compared with net(x); a program that does not reproduce the forward is not used."""
     return None if why_not(net, check) else _declared(net, stats)

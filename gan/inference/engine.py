@@ -5,10 +5,10 @@ through it.
     outs = engine.batch([uint8_chw, ...])          # same-size images, one pass
     out = engine.image(uint8_chw, as_uint8=True)   # any size: one pass, or bands when the band policy says so
 
-It owns what every path must agree on: the device, the precision (gan.precision, resolved once; exported
+It owns what every path must agree on: the device, the precision (gan.inference.precision, resolved once; exported
 models run in fp32), the memory layout (channels-last inputs on CUDA) and the band policy (an image above
 `tile` x `tile` pixels, or above `max_pixels` when no tile is given, is computed in bands with whole-image
-norm statistics by gan.tiling, or in blended tiles for a net the band runner cannot read).
+norm statistics by gan.inference.tiling, or in blended tiles for a net the band runner cannot read).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from gan import tiling
-from gan.data import normalize_uint8, to_uint8
-from gan.precision import Precision, resolve_precision
+from gan.inference import tiling
+from gan.data.io import normalize_uint8, to_uint8
+from gan.inference.precision import Precision, resolve_precision
 
 AUTO_TILE = 512  # bands of about this many pixels squared for images above max_pixels
 

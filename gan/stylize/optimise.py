@@ -18,7 +18,7 @@ requested size); each scale starts from the previous result, upsampled, and take
 scale are computed once, not per step. With Adam the output is an exponential moving average of the
 iterates (less noise than the last iterate). Colour preservation (Gatys et al. 2017):
 `luminance` transfers style in luminance only and keeps the photo's chroma (YIQ); `histogram` first gives the
-style images the photo's colour mean and covariance. VGG is the one extractor of gan/losses.py.
+style images the photo's colour mean and covariance. VGG is the one extractor of gan/nn/losses.py.
 """
 
 from __future__ import annotations
@@ -34,10 +34,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gan import GanError, ImageDecodeError, losses
+from gan import GanError, ImageDecodeError
+from gan.nn import losses
 from gan.config import VGG_LAYERS
-from gan.data import write_image
-from gan.precision import resolve_precision
+from gan.data.io import write_image
+from gan.inference.precision import resolve_precision
 
 log = logging.getLogger("gan")
 
@@ -64,7 +65,7 @@ class StylizeOptions:
     init: str = "content"  # content | noise | style
     seed: int = 0
     preserve_color: str = "none"  # none | luminance | histogram
-    precision: str = "fp32"  # fp32 | bf16 | auto (gan.precision; fp16 only for a content + style network)
+    precision: str = "fp32"  # fp32 | bf16 | auto (gan.inference.precision; fp16 only for a content + style network)
     save_every: int = 0  # call `callback` with the current image every N iterations (0 = at scale ends)
     extra: dict = field(default_factory=dict)
 
@@ -420,10 +421,10 @@ def stylize_feedforward(content: np.ndarray, styles: list[np.ndarray], net: torc
     """One forward pass of a content + style network (AdaIN): uint8 content and styles -> float HWC [0, 1] at
     long side opts.size (0: the content's own size). Style weights and colour preservation as for the
     optimisation; each style image is seen at its own size times opts.style_scale (feedforward_style_hw).
-    Contents above `max_pixels` are computed in bands with whole-image statistics (gan.tiling), like big images
+    Contents above `max_pixels` are computed in bands with whole-image statistics (gan.inference.tiling), like big images
     in test.py; `progress(fraction, what)` follows them."""
-    from gan.data import resize_to, to_chw
-    from gan.engine import Engine
+    from gan.data.io import resize_to, to_chw
+    from gan.inference.engine import Engine
 
     if not 0 <= alpha <= 1:
         raise GanError(f"--alpha: invalid value {alpha}; expected a number in [0, 1]")
@@ -457,7 +458,7 @@ def stylize_files(content_arg: str | Path, style_paths: list[str | Path], output
     `vgg`, or with `model` (an AdaIN network) in one forward pass each. Everything is checked before the first
     image starts (styles decode, outputs free unless `overwrite`); unreadable content images in a folder are
     skipped with a warning. Returns the files written."""
-    from gan.data import DEEP_FORMATS, load_image, output_format, plan_outputs
+    from gan.data.io import DEEP_FORMATS, load_image, output_format, plan_outputs
 
     content_arg, output = Path(content_arg), Path(output)
     if not content_arg.exists():

@@ -8,7 +8,9 @@ from pathlib import Path
 import torch
 
 from gan import GanError
-from gan.networks import pad_to_multiple
+from gan.nn.networks import pad_to_multiple
+
+EXPORT_META = "gan_export.json"  # the record exports carry (kind, run, direction, pad rule, description)
 
 
 class OnnxGenerator:
@@ -33,8 +35,6 @@ class OnnxGenerator:
         self.input_name = first.name
         self.in_channels = first.shape[1] if isinstance(first.shape[1], int) else 3
         import json
-
-        from gan.checkpoint import EXPORT_META
 
         try:
             record = json.loads(self.metadata.get(EXPORT_META, "") or "{}")

@@ -4,8 +4,8 @@ Instance normalisation divides every feature map by its mean and standard deviat
 inference "one image" is a choice, and the right one depends on the input:
 
     own        each input its own statistics: what training did; a video translated frame by frame
-    fixed      statistics given from outside: the whole image while it is computed in bands (gan.tiling),
-               a whole clip (gan.video)
+    fixed      statistics given from outside: the whole image while it is computed in bands (gan.inference.tiling),
+               a whole clip (gan.inference.video)
     pooled     the pooled statistics of every input seen so far, each normalised with the estimate that
                includes it (gathering a clip's statistics from some of its frames)
     running    an exponential moving average over the inputs seen so far: follows slow changes (video)
@@ -18,7 +18,7 @@ dtype, statistics in float32): the band runner applies them to whole-image-sized
 The norm layers are the net's `InstanceNorm2d` modules without running statistics (the generators' norms, and
 AdaIN's content normalisation), in forward order (module order, which is forward order for every net here).
 `NormStats(net)` holds one entry per layer; `with stats.applied(net, mode):` makes the net's forward take its
-statistics from there (forward hooks, removed on exit). gan.tiling uses `accumulate` / `freeze` / `normalize`
+statistics from there (forward hooks, removed on exit). gan.inference.tiling uses `accumulate` / `freeze` / `normalize`
 directly on bands; the hooks are for whole forwards (video frames).
 """
 

@@ -40,17 +40,17 @@ import numpy as np
 import torch
 
 from gan import DivergenceError, GanError
-from gan import checkpoint as ckpt_io
+from gan.training import checkpoint as ckpt_io
 from gan import distributed as dist_utils
 from gan.config import Config, from_dict, save_config, to_dict
 from gan.cpus import use_threads
-from gan.data import TrainData, build_train_data, domain_dir
+from gan.data.datasets import TrainData, build_train_data, domain_dir
 from gan.distributed import barrier, get_rank, get_world_size, is_main, resolve_device
 from gan.models import kind_class
 from gan.models.base import TrainModel
-from gan.networks import count_parameters
-from gan.precision import resolve_precision
-from gan.tracking import Tracker, make_grid
+from gan.nn.networks import count_parameters
+from gan.inference.precision import resolve_precision
+from gan.training.tracking import Tracker, make_grid
 
 log = logging.getLogger("gan")
 
@@ -439,8 +439,8 @@ class Trainer:
     def _setup_eval(self, feature_extractor: torch.nn.Module | None) -> None:
         """Test splits, one scorer per generator direction, and the real images' features, once (rank 0).
         AtoB translates test_a and compares with test_b; BtoA the other way."""
-        from gan.data import domain_dir, scan_domain
-        from gan.metrics import Scorer, add_reference
+        from gan.data.datasets import domain_dir, scan_domain
+        from gan.evaluation.metrics import Scorer, add_reference
 
         e, d = self.cfg.eval, self.cfg.data
         splits = {"AtoB": ("test_a", "test_b"), "BtoA": ("test_b", "test_a")}
@@ -458,8 +458,8 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """Metrics on the test splits for every generator direction (rank 0; a collective for best.pt)."""
-        from gan.engine import Engine
-        from gan.metrics import add_translations, better
+        from gan.inference.engine import Engine
+        from gan.evaluation.metrics import add_translations, better
 
         results: dict[str, float] = {}
         improved = False

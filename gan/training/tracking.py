@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gan.data import to_uint8
+from gan.data.io import to_uint8
 
 log = logging.getLogger("gan")
 

@@ -6,7 +6,7 @@
 
 A generator translates each frame on its own, and its textures do not follow small motions of the input: strokes
 appear, vanish and crawl from frame to frame (benchmarks/video.py measures it; the norm statistics modes of
-gan.video cannot remove it, because it is not a statistics effect). This follows the usual blind
+gan.inference.video cannot remove it, because it is not a statistics effect). This follows the usual blind
 temporal-consistency recipe (Bonneel et al. 2015; Lai et al. 2018):
 
     flow      dense optical flow from the current input frame to the previous one (OpenCV's DIS, on grey

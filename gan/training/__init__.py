@@ -1,0 +1,1 @@
+"""Training: the one loop (trainer), the checkpoint schema's only owner (checkpoint), and tracking."""
