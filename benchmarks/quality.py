@@ -12,8 +12,12 @@ ground truth. Both domains draw their content from the same photos, so T is the 
 them and an unpaired method can recover it (with B drawn from other photos, their different colours would
 be part of the "map" too). Maps T:
 
-    color   a colour matrix (warm, faded blues), an S-shaped tone curve and a soft posterize (6 levels)
-    edges   color, plus dark outlines where the photo has strong luminance edges (a structural change)
+    color        a colour matrix (warm, faded blues), an S-shaped tone curve and a soft posterize (6 levels)
+    edges        color, plus dark outlines where the photo has strong luminance edges
+    oil          flat patches of paint (mean-shift flattening), a warm grade, dark outlines on the patches
+    watercolour  soft washes mixed toward the paper, darker pigment rims where washes meet, the paper's grain
+    ink          brown ink lines on cream paper where the photo has edges, a two-tone wash for dark areas
+The last three change structure (texture goes, patches and lines appear), not only colour.
 
 Each recipe trains the project's own loop (gan.training.trainer) for --steps steps with one seed, translates the held-out
 photos with the run's checkpoint as test.py would (EMA weights when the recipe keeps them), and reports:
@@ -24,8 +28,12 @@ checkerboards push it up); and a sample sheet PNG (x | T(x) | G(x) rows). One JS
 
 Recipes are the paper's recipe (configs/photo2monet.yaml) scaled down to --ngf/--blocks and --size, each
 lever added on top of the previous (reference -> resize_conv -> identity -> color -> ema), the recommended
-configs/photo2painting.yaml scaled the same way, and single levers on top of `color` (sn_d, lr_d_half,
-warmup, idt_low). Default grid: about 22 minutes on 2 CPU cores (4.5 minutes a recipe).
+configs/photo2painting.yaml scaled the same way (and `recommended_noidt`, without its identity loss), CUT and
+FastCUT (configs/cut.yaml, fastcut.yaml), single levers on top of `color` (sn_d, lr_d_half, warmup, idt_low),
+and `paired`: the paired bound, the recommended generator trained with plain L1 against T(x) of its own
+training photos (pairs no unpaired recipe sees), same crops, flips, steps and optimiser. When `paired` runs,
+a last line per recipe gives its share of the way from doing nothing to the bound (PSNR and SSIM) and its
+training wall time. Default grid: about 22 minutes on 2 CPU cores (4.5 minutes a recipe).
 """
 
 from __future__ import annotations
@@ -59,6 +67,74 @@ SINGLE = {
     "idt_low": ["loss.lambda_identity=0.1"],
 }
 DEFAULT_GRID = ["reference", "resize_conv", "identity", "color", "ema"]
+# Recipes of their own config (scaled like the others): the recommended one, without its identity loss, and the
+# CUT kinds (their PatchNCE layers cut to the encoder the scaled generator has)
+OWN = {
+    "recommended": ("photo2painting.yaml", []),
+    "recommended_noidt": ("photo2painting.yaml", ["loss.lambda_identity=0"]),
+    "cut": ("cut.yaml", []),
+    "fastcut": ("fastcut.yaml", []),
+}
+
+
+# The paired bound: the recommended generator trained with plain L1 against T(x) of its own training photos, on
+# the same random crops and flips, steps and optimiser. A model kind of the benchmark's own (one class, one
+# entry in the kinds dict): its images are x | T(x) side by side, which it cuts into the pair.
+PAIRED = ["model.kind=paired", "data.preprocess=none", "data.flip=false"]
+
+
+def paired_kind():
+    import torch
+
+    from gan.models.base import TrainModel
+    from gan.nn.networks import build_generator, inference_generator
+
+    class Paired(TrainModel):
+        optimizers = {"g": ("g_ab",)}
+        generators = {"AtoB": "g_ab"}
+        domains = ("A",)
+
+        def __init__(self, g_ab, size: int, seed: int):
+            super().__init__()
+            self.g_ab, self.size = g_ab, size
+            self.rng = torch.Generator().manual_seed(seed)
+
+        @classmethod
+        def build(cls, cfg, device, rank=0, vgg_weights=None):
+            return cls(build_generator(cfg.model), cfg.data.crop_size, cfg.seed * 1000 + 7).to(device)
+
+        @property
+        def nets(self):
+            return {"g_ab": self.g_ab}
+
+        @staticmethod
+        def inference_net(model_cfg, name):
+            return inference_generator(model_cfg, name, ("g_ab",))
+
+        def training_step(self, batch, ctx):
+            pair = batch["A"]
+            w = pair.shape[-1] // 2
+            x, y = pair[..., :w], pair[..., w:]
+            top, left = (int(torch.randint(0, n - self.size + 1, (), generator=self.rng)) for n in x.shape[-2:])
+            x, y = (t[..., top: top + self.size, left: left + self.size] for t in (x, y))
+            if torch.rand((), generator=self.rng) < 0.5:
+                x, y = x.flip(-1), y.flip(-1)
+            with ctx.autocast():
+                fake = self.g_ab(x)
+                loss = (fake.float() - y.float()).abs().mean()
+            ctx.update("g", loss, {"l1": loss})
+            return {"loss_g": loss.detach(), "l1": loss.detach()}, {"real_a": x, "real_b": y, "fake_b": fake.detach()}
+
+        def sample_rows(self, images):
+            return [[images[k][0] for k in ("real_a", "real_b", "fake_b")]], "x | T(x) | G(x)"
+
+        def rank_state(self):
+            return {"rng": self.rng.get_state()}
+
+        def load_rank_state(self, state, device):
+            self.rng.set_state(state["rng"])
+
+    return Paired
 
 
 # ------------------------------------------------------------------------------------------------ maps
@@ -85,12 +161,62 @@ def edge_lines(x: np.ndarray) -> np.ndarray:
     return np.clip((mag - 0.35) / 0.5, 0, 1)[..., None]
 
 
+def oil(img: np.ndarray) -> np.ndarray:
+    """Oil-paint-like: flat patches of paint (mean-shift flattening: texture inside a region goes, its edges
+    stay), a warm grade, and dark outlines drawn on the patches' borders. uint8 -> float [0, 1]."""
+    import cv2
+
+    flat = cv2.pyrMeanShiftFiltering(np.ascontiguousarray(img), 5, 28).astype(np.float64) / 255.0
+    warm = np.clip(flat @ np.array([[1.0, 0.12, 0.0], [0.02, 0.95, 0.03], [0.0, 0.1, 0.78]]).T + 0.03, 0, 1)
+    return warm * (1 - 0.8 * edge_lines(flat))
+
+
+def watercolour(img: np.ndarray) -> np.ndarray:
+    """Watercolour-like: soft, lightened washes (smoothed colour, mixed toward the paper), pigment pooling as a
+    darker rim where washes meet, and the paper's grain. uint8 -> float [0, 1]."""
+    import cv2
+
+    soft = cv2.bilateralFilter(np.ascontiguousarray(img), 7, 60, 7).astype(np.float32) / 255.0
+    soft = cv2.GaussianBlur(soft, (0, 0), 1.0)
+    wash = 0.72 * soft + 0.28 * np.array([0.98, 0.96, 0.9], np.float32)
+    lum = soft @ np.array([0.299, 0.587, 0.114], np.float32)
+    rim = np.clip(np.abs(lum - cv2.GaussianBlur(lum, (0, 0), 2.0)) * 6, 0, 1)[..., None]
+    h, w = img.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    grain = 0.03 * (np.sin(xx * 1.7 + yy * 0.3) * np.sin(yy * 1.3 - xx * 0.4))[..., None]  # the paper's tooth
+    return np.clip(wash * (1 - 0.45 * rim) + grain, 0, 1).astype(np.float64)
+
+
+def ink(img: np.ndarray) -> np.ndarray:
+    """Ink drawing: dark brown lines on cream paper where the (smoothed) photo has edges, and a light wash in
+    two tones for its dark areas; no photo texture left. uint8 -> float [0, 1]."""
+    import cv2
+
+    x = cv2.GaussianBlur(img, (0, 0), 1.2).astype(np.float64) / 255.0
+    lum = x @ np.array([0.299, 0.587, 0.114])
+    wash = np.where(lum < 0.3, 0.55, np.where(lum < 0.55, 0.8, 1.0))[..., None]
+    paper, ink_colour = np.array([0.96, 0.93, 0.84]), np.array([0.18, 0.12, 0.08])
+    lines = edge_lines(x) ** 0.7
+    y = paper * wash
+    return y * (1 - lines) + ink_colour * lines
+
+
+MAPS = ("color", "edges", "oil", "watercolour", "ink")
+
+
 def apply_map(img: np.ndarray, kind: str) -> np.ndarray:
     """uint8 RGB (H, W, 3) -> the map T of it, uint8."""
     x = img.astype(np.float64) / 255.0
-    y = tone_map(x)
-    if kind == "edges":
-        y = y * (1 - 0.75 * edge_lines(x))
+    if kind == "oil":
+        y = oil(img)
+    elif kind == "watercolour":
+        y = watercolour(img)
+    elif kind == "ink":
+        y = ink(img)
+    else:
+        y = tone_map(x)
+        if kind == "edges":
+            y = y * (1 - 0.75 * edge_lines(x))
     return np.clip(np.rint(y * 255), 0, 255).astype(np.uint8)
 
 
@@ -107,16 +233,24 @@ def build_data(root: Path, kind: str, n_train: int, n_test: int, crop: int, seed
     def crops(n):
         return [cv_resize(_crop(src[i % len(src)], rng), crop) for i in range(n)]
 
-    for folder, imgs in (("trainA", crops(n_train)), ("trainB", [apply_map(c, kind) for c in crops(n_train)])):
+    train_a = crops(n_train)
+    for folder, imgs in (("trainA", train_a), ("trainB", [apply_map(c, kind) for c in crops(n_train)])):
         (root / folder).mkdir(parents=True, exist_ok=True)
         for i, img in enumerate(imgs):
             Image.fromarray(img).save(root / folder / f"{i:03d}.png")
+    # The paired bound's data: each training photo beside T of it (pairs no unpaired recipe sees)
+    paired = root.parent / "paired"
+    (paired / "trainA").mkdir(parents=True, exist_ok=True)
+    for i, img in enumerate(train_a):
+        Image.fromarray(np.concatenate([img, apply_map(img, kind)], 1)).save(paired / "trainA" / f"{i:03d}.png")
     test = crops(n_test)
     for folder in ("testA", "testB"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     for i, img in enumerate(test):
         Image.fromarray(img).save(root / "testA" / f"{i:03d}.png")
         Image.fromarray(apply_map(img, kind)).save(root / "testB" / f"{i:03d}.png")
+    for folder in ("testA", "testB"):
+        (paired / folder).mkdir(exist_ok=True)
     return test
 
 
@@ -152,21 +286,29 @@ def nyquist_share(img: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------------------- runs
 
 
-def recipe_overrides(name: str) -> tuple[Path, list[str]]:
-    if name == "recommended":
-        return ROOT / "configs" / "photo2painting.yaml", []
+def recipe_overrides(name: str, blocks: int = 4) -> tuple[Path, list[str]]:
+    if name in OWN:
+        config, levers = OWN[name]
+        if config in ("cut.yaml", "fastcut.yaml"):
+            layers = [0, 4, 8, 12, 16] if blocks >= 5 else [0, 4, 8, 12][: 3 + (blocks >= 1)]
+            levers = levers + [f"model.cut.nce_layers=[{','.join(map(str, layers))}]"]
+        return ROOT / "configs" / config, levers
+    if name == "paired":
+        return ROOT / "configs" / "photo2painting.yaml", PAIRED
     if name in LEVERS:
         return ROOT / "configs" / "photo2monet.yaml", LEVERS[name]
     if name in SINGLE:
         return ROOT / "configs" / "photo2monet.yaml", LEVERS["color"] + SINGLE[name]
-    raise SystemExit(f"unknown recipe {name!r}; choose from {', '.join([*LEVERS, 'recommended', *SINGLE])}")
+    raise SystemExit(f"unknown recipe {name!r}; choose from {', '.join([*LEVERS, *OWN, 'paired', *SINGLE])}")
 
 
 def recipe_config(name: str, data: Path, work: Path, args):
     """The Config a recipe trains with: its YAML and levers, scaled down by the benchmark's arguments."""
     from gan.config import load_config
 
-    config, levers = recipe_overrides(name)
+    config, levers = recipe_overrides(name, args.blocks)
+    if name == "paired":
+        data = data.parent / "paired"
     scale = [
         # The recipes' configs map the public *2photo layout (photos in trainB); here A is trainA.
         f"name={name}", f"data.root={data}", "data.train_a=trainA", "data.train_b=trainB", "data.test_a=testA",
@@ -233,7 +375,7 @@ def write_sheet(xs, targets, outs, path: Path, rows: int = 4) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--map", default="color", choices=["color", "edges"])
+    p.add_argument("--map", default="color", choices=MAPS)
     p.add_argument("--recipes", default=",".join(DEFAULT_GRID), help="comma-separated recipe names")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--size", type=int, default=64, help="training crop size")
@@ -252,11 +394,24 @@ def main(argv: list[str] | None = None) -> int:
     from gan.cli import setup_logging
 
     setup_logging(logging.WARNING)  # one JSON line per recipe, not the trainer's chatter
+    from gan.models import KINDS
+
+    KINDS["paired"] = paired_kind()  # the benchmark's own kind, for the paired bound
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         test = build_data(tmp / "data", args.map, args.train_images, args.test_images, args.crop, args.seed)
+        results = []
         for name in args.recipes.split(","):
-            print(json.dumps(run_recipe(name.strip(), tmp / "data", tmp / "runs", test, args.map, args)), flush=True)
+            results.append(run_recipe(name.strip(), tmp / "data", tmp / "runs", test, args.map, args))
+            print(json.dumps(results[-1]), flush=True)
+    bound = next((r for r in results if r["recipe"] == "paired"), None)
+    if bound is not None:  # each recipe as the share of the way from doing nothing to the paired bound
+        for r in results:
+            share = {k: round((r[k] - r[f"identity_{k}"]) / (bound[k] - r[f"identity_{k}"]), 3)
+                     if bound[k] != r[f"identity_{k}"] else None for k in ("psnr", "ssim")}
+            print(json.dumps({"benchmark": "quality_share", "map": args.map, "recipe": r["recipe"],
+                              "share_psnr": share["psnr"], "share_ssim": share["ssim"], "psnr": r["psnr"],
+                              "ssim": r["ssim"], "train_seconds": r["train_seconds"]}), flush=True)
     return 0
 
 

@@ -162,3 +162,42 @@ def test_a_cut_checkpoint_through_every_inference_path(tiny_overrides, tmp_path)
     with torch.no_grad():
         assert (loaded(x) - net(x)).abs().max() < 1e-5
     assert math.isfinite(float(net(x).mean()))
+
+
+def test_a_cut_run_evaluates_makes_videos_and_shows_in_the_app(tiny_overrides, tmp_path):
+    """The paths that know nothing of CUT: evaluation, videos, the web app's catalog and its translation."""
+    import json
+
+    import numpy as np
+
+    from gan.app import Engine as AppEngine
+    from gan.app import Settings, build_catalog
+    from gan.evaluate import main as evaluate_main
+
+    cfg = load_config(None, tiny_overrides + CUT_TINY + ["train.max_steps=2", "name=cutrun"])
+    Trainer(cfg, prepare_run_dir(cfg)).fit()
+    run = tmp_path / "runs" / "cutrun"
+    write_images(tmp_path / "photos", 2, size=(36, 44))
+    assert evaluate_main(["--checkpoint", str(run), "--input", str(tmp_path / "photos"), "--reference",
+                          str(tmp_path / "photos"), "--metrics", "edge_ssim", "--json", str(tmp_path / "e.json"),
+                          "--device", "cpu"]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["results"]["n_input"] == 2
+
+    pytest.importorskip("av")
+    from gan.inference.engine import Engine
+    from gan.inference.video import VideoOptions, translate_video
+    from tests.test_video import moving_square, read_frames, write_video
+
+    net, _ = load_generator(run, "AtoB")
+    write_video(tmp_path / "clip.mp4", moving_square(4), audio_s=None)
+    assert translate_video(Engine(net), tmp_path / "clip.mp4", tmp_path / "out.mp4", VideoOptions(),
+                           progress=False) == 4
+    assert read_frames(tmp_path / "out.mp4").shape[0] == 4
+
+    catalog = build_catalog(tmp_path / "runs", [])
+    labels = catalog.of_kind("generator")
+    assert any(label.startswith("cutrun") for label in labels) and not catalog.of_kind("style")
+    app = AppEngine(catalog, Settings(torch.device("cpu"), "fp32", workdir=tmp_path / "w"))
+    photo = (np.random.default_rng(0).random((30, 40, 3)) * 255).astype(np.uint8)
+    out = app.translate(next(label for label in labels if label.startswith("cutrun")), "AtoB", photo)
+    assert out.shape == photo.shape and out.dtype == np.uint8

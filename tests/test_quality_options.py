@@ -205,11 +205,34 @@ def test_benchmark_recipes_translate_photos_to_the_mapped_domain(tmp_path):
     import quality
 
     args = argparse.Namespace(crop=128, size=64, ngf=16, blocks=4, ndf=32, steps=10, seed=0)
-    for name in [*quality.LEVERS, "recommended", *quality.SINGLE]:
-        cfg = quality.recipe_config(name, tmp_path, tmp_path / "runs", args)
-        d = cfg.data
-        assert (d.train_a, d.train_b, d.test_a, d.test_b) == ("trainA", "trainB", "testA", "testB"), name
-        assert cfg.model.generator.ngf == 16 and cfg.train.max_steps == 10
+    from gan.models import KINDS
+
+    KINDS.setdefault("paired", quality.paired_kind())
+    try:
+        for name in [*quality.LEVERS, *quality.OWN, "paired", *quality.SINGLE]:
+            cfg = quality.recipe_config(name, tmp_path / "data", tmp_path / "runs", args)
+            d = cfg.data
+            assert (d.train_a, d.train_b, d.test_a, d.test_b) == ("trainA", "trainB", "testA", "testB"), name
+            assert cfg.model.generator.ngf == 16 and cfg.train.max_steps == 10
+            assert Path(d.root).name == ("paired" if name == "paired" else "data"), name
+        assert quality.recipe_config("cut", tmp_path, tmp_path, args).model.options.nce_layers == (0, 4, 8, 12)
+    finally:
+        KINDS.pop("paired", None)
+
+
+@pytest.mark.parametrize("kind", ["oil", "watercolour", "ink"])
+def test_structural_maps_smoke_with_the_paired_bound(tmp_path, kind):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--steps", "2", "--size", "32",
+                        "--crop", "40", "--ngf", "4", "--blocks", "1", "--ndf", "8", "--train-images", "3",
+                        "--test-images", "2", "--recipes", "paired,cut", "--map", kind, "--out", str(tmp_path)],
+                       capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(row["benchmark"], row["recipe"]) for row in rows] == [
+        ("quality", "paired"), ("quality", "cut"), ("quality_share", "paired"), ("quality_share", "cut")]
+    assert rows[2]["share_psnr"] == rows[2]["share_ssim"] == 1.0  # the bound is all the way, by definition
+    assert all(np.isfinite(rows[i][k]) for i in (0, 1) for k in ("psnr", "ssim", "checkerboard", "train_seconds"))
 
 
 def test_known_maps_and_scores():
@@ -219,6 +242,13 @@ def test_known_maps_and_scores():
     img = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     mapped = quality.apply_map(img, "color")
     assert mapped.shape == img.shape and not np.array_equal(mapped, img)
+    # a smooth ramp with fine texture on it (no edge strong enough for an outline)
+    ramp = np.stack([*np.meshgrid(np.linspace(60, 190, 48), np.linspace(80, 170, 48)), np.full((48, 48), 120.0)], 2)
+    photo = np.clip(ramp + np.random.default_rng(2).integers(-12, 13, ramp.shape), 0, 255).astype(np.uint8)
+    for kind in ("oil", "watercolour", "ink"):  # structural maps: the texture goes (less high-frequency energy)
+        out = quality.apply_map(photo, kind)
+        hf = [np.abs(np.diff(a.astype(float), axis=1)).mean() for a in (photo, out)]
+        assert out.shape == photo.shape and hf[1] < 0.8 * hf[0], (kind, hf)
     assert quality.psnr(img, img) == float("inf") and quality.ssim(img, img) == pytest.approx(1.0)
     stripes = np.zeros((16, 16, 3), np.uint8)
     stripes[:, ::2] = 255  # period 2 along x: all its energy on the Nyquist column

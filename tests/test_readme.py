@@ -34,6 +34,7 @@ NOT_RUN = {
     "python app.py": "a server that runs until stopped: tests/test_app.py drives it in a browser",
     "python scripts/download_dataset.py": "downloads: tests/test_sample_and_download.py against a local server",
     "python benchmarks/": "timed runs at real sizes, run alone on a quiet machine (README, Benchmarks)",
+    "bash benchmarks/gpu.sh": "needs a CUDA GPU: tests/test_cuda.py is the part that checks, and skips without one",
     "wandb ": "W&B's own command with an account: tests/test_tracking.py covers offline runs and sweep agents",
 }
 

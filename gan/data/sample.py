@@ -20,7 +20,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+
+from gan.data.io import write_image
 
 CROP = 128  # stored crop size
 N_TRAIN = 48  # images per training domain
@@ -75,8 +76,7 @@ def _fit(img: np.ndarray, short_side: int) -> np.ndarray:
 
 
 def _save(img: np.ndarray, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(img).save(path, optimize=False)
+    write_image(img, path)
 
 
 def build_sample_dataset(root: str | Path, log=print) -> Path:

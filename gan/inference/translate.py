@@ -250,6 +250,5 @@ def side_by_side(pairs: list[tuple[Path, Path]], path: str | Path, height: int =
             sheet.paste(cell, (x, gap + r * (height + gap)))
             x += cell.width + gap
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
+    write_image(np.asarray(sheet), path)
     return path

@@ -22,9 +22,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 import torch
-from PIL import Image
 
-from gan.data.io import to_uint8
+from gan.data.io import to_uint8, write_image
 
 log = logging.getLogger("gan")
 
@@ -147,7 +146,7 @@ class Tracker:
         if not self.enabled:
             return None
         path = self.run_dir / "samples" / f"step_{step:07d}.png"
-        Image.fromarray(grid).save(path)
+        write_image(grid, path)
         self._wandb_call("image log", lambda run: run.log(
             {"samples": self._wandb.Image(grid, caption=f"step {step}: {caption}")}, step=step))
         return path
