@@ -96,7 +96,7 @@ LAYERS = [
      "gan.inference.normstats", "gan.inference.temporal", "gan.inference.onnx_runtime", "gan.evaluation",
      "gan.evaluation.metrics"],
     ["gan.inference.tiling", "gan.inference.load", "gan.inference.export"],
-    ["gan.inference.engine"],
+    ["gan.inference.engine", "gan.stylize.colour"],
     ["gan.inference.video", "gan.stylize", "gan.stylize.optimise"],
     ["gan.inference.translate", "gan.training.trainer"],
     ["gan.export", "gan.evaluate", "gan.app"],

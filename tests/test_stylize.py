@@ -13,8 +13,8 @@ from PIL import Image
 
 from gan import GanError
 from gan.nn import losses
-from gan.stylize.optimise import (StylizeOptions, load_vgg, match_color, normalised_weights, rgb_to_yiq,
-                                  scale_sizes, stylize, stylize_files)
+from gan.stylize.colour import match_color, rgb_to_yiq
+from gan.stylize.optimise import StylizeOptions, load_vgg, normalised_weights, scale_sizes, stylize, stylize_files
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(size=32, min_size=16, iterations=4, style_layers=("relu1_1", "relu2_1", "relu3_1"),

@@ -1,2 +1,2 @@
-"""Neural style transfer by optimisation (Gatys et al.), colour preservation, and feed-forward stylization with
-a content + style network (optimise)."""
+"""Neural style transfer: optimisation (Gatys et al.) and feed-forward stylization with a content + style
+network (optimise), colour preservation (colour)."""
