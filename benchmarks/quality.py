@@ -72,6 +72,10 @@ DEFAULT_GRID = ["reference", "resize_conv", "identity", "color", "ema"]
 OWN = {
     "recommended": ("photo2painting.yaml", []),
     "recommended_noidt": ("photo2painting.yaml", ["loss.lambda_identity=0"]),
+    # is it the cycle's cost of lossy changes? the same with a cycle weight of 1 instead of 10
+    "recommended_noidt_cycle1": ("photo2painting.yaml", ["loss.lambda_identity=0", "loss.lambda_cycle=1"]),
+    # or the identity start? the plain generator (no skip path), no identity loss
+    "plain_noidt": ("photo2painting.yaml", ["loss.lambda_identity=0", "model.generator.skip=none"]),
     "cut": ("cut.yaml", []),
     "fastcut": ("fastcut.yaml", []),
 }
