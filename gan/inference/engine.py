@@ -13,7 +13,6 @@ norm statistics by gan.inference.tiling, or in blended tiles for a net the band 
 
 from __future__ import annotations
 
-import contextlib
 from typing import Callable
 
 import numpy as np
@@ -108,8 +107,3 @@ class Engine:
             y = tiling.translate_tiles(self.net, image[None], tile, self.tile_overlap, self.autocast, self.device,
                                        progress)[0]
         return to_uint8(y, inplace=True) if as_uint8 else y
-
-
-@contextlib.contextmanager
-def no_progress(*_):
-    yield None
