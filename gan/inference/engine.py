@@ -6,24 +6,56 @@ through it.
     out = engine.image(uint8_chw, as_uint8=True)   # any size: one pass, or bands when the band policy says so
 
 It owns what every path must agree on: the device, the precision (gan.inference.precision, resolved once; exported
-models run in fp32), the memory layout (channels-last inputs on CUDA) and the band policy (an image above
+models run in fp32), the memory layout (channels-last inputs on CUDA), the band policy (an image above
 `tile` x `tile` pixels, or above `max_pixels` when no tile is given, is computed in bands with whole-image
-norm statistics by gan.inference.tiling, or in blended tiles for a net the band runner cannot read).
+norm statistics by gan.inference.tiling, or in blended tiles for a net the band runner cannot read) and the
+strength (`apply_strength`: 0 = the input exactly, 1 = the model's output exactly, above 1 exaggerates).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from gan import GanError
 from gan.inference import tiling
 from gan.data.io import normalize_uint8, to_uint8
 from gan.inference.precision import Precision, resolve_precision
 
 AUTO_TILE = 512  # bands of about this many pixels squared for images above max_pixels
+MAX_STRENGTH = 4.0
+
+
+def check_strength(strength: float) -> float:
+    """--strength as a float in [0, MAX_STRENGTH], or a GanError saying what it takes."""
+    try:
+        s = float(strength)
+    except (TypeError, ValueError):
+        s = float("nan")
+    if not math.isfinite(s) or not 0 <= s <= MAX_STRENGTH:
+        raise GanError(f"--strength: invalid value {strength!r}; expected a number from 0 (the input) through 1 "
+                       f"(the model's output) to {MAX_STRENGTH:g} (exaggerated)")
+    return s
+
+
+def apply_strength(x: torch.Tensor, y: torch.Tensor, strength: float) -> torch.Tensor:
+    """The model's change to the input scaled by `strength`: x + s (y - x) in [-1, 1] (x the input, y the output,
+    both (..., C, H, W) floats in [-1, 1]); s = 1 returns y itself, s = 0 the input exactly. For a generator with
+    a skip path (G(x) = x + R(x), or C(x) + R(x) with the colour path C) this is exactly scaling its residual
+    branch (and the colour path's change); for the others it is a blend in pixel space."""
+    if strength == 1:
+        return y
+    if x.shape[-3] != y.shape[-3]:
+        raise GanError(f"--strength {strength:g} needs a model whose output has its input's channels (this one "
+                       f"maps {x.shape[-3]} channel(s) to {y.shape[-3]}); use --strength 1")
+    x = x.to(y.device, y.dtype)
+    if strength == 0:
+        return x.clone()
+    return torch.lerp(x, y, strength).clamp_(-1, 1)
 
 
 def net_device(net) -> torch.device:
@@ -34,8 +66,10 @@ def net_device(net) -> torch.device:
 
 class Engine:
     def __init__(self, net, device: torch.device | str | None = None, precision: str | Precision = "fp32",
-                 tile: int = 0, tile_overlap: int = 32, max_pixels: int = 4_000_000, cache_mb: int = 256):
+                 tile: int = 0, tile_overlap: int = 32, max_pixels: int = 4_000_000, cache_mb: int = 256,
+                 strength: float = 1.0):
         self.net = net
+        self.strength = check_strength(strength)
         self.device = torch.device(device) if device is not None else net_device(net)
         if not getattr(net, "supports_autocast", True):  # an exported model computes in its own precision
             precision = "fp32"
@@ -45,8 +79,9 @@ class Engine:
 
     @classmethod
     def for_options(cls, net, opts, device: torch.device | None = None) -> "Engine":
-        """From anything with precision, tile, tile_overlap, max_pixels and cache_mb (TranslateOptions)."""
-        return cls(net, device, opts.precision, opts.tile, opts.tile_overlap, opts.max_pixels, opts.cache_mb)
+        """From anything with precision, tile, tile_overlap, max_pixels, cache_mb and strength (TranslateOptions)."""
+        return cls(net, device, opts.precision, opts.tile, opts.tile_overlap, opts.max_pixels, opts.cache_mb,
+                   opts.strength)
 
     def autocast(self):
         return self.precision.autocast()
@@ -76,15 +111,15 @@ class Engine:
 
     @torch.no_grad()
     def batch(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Same-size (C, H, W) images, uint8 or float in [-1, 1] -> their translations (float, on the CPU), in
-        one pass (big images: `image`)."""
+        """Same-size (C, H, W) images, uint8 or float in [-1, 1] -> their translations at the engine's strength
+        (float, on the CPU), in one pass (big images: `image`)."""
         x = torch.stack(images).to(self.device, non_blocking=True)
         x = normalize_uint8(x) if x.dtype == torch.uint8 else x
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self.autocast():
             y = self.net(x)
-        return list(y.float().cpu())
+        return list(apply_strength(x, y.float(), self.strength).cpu())
 
     @torch.no_grad()
     def image(self, image: torch.Tensor, progress: Callable[[float, str], None] | None = None,
@@ -95,15 +130,24 @@ class Engine:
         h, w = image.shape[-2:]
         tile = self.tile_for(h, w)
         if not tile:
-            y = self.batch([image])[0]
-        elif tiling.runs_in_bands(self.net):
+            return self._finish(self.batch([image])[0], as_uint8)
+        if tiling.runs_in_bands(self.net):
             bands = tiling.BandOptions(tile=tile, cache_mb=self.cache_mb, store_dtype=self.precision.store_dtype)
-            if as_uint8:
-                out = np.empty((h, w, tiling.program_channels(self.net)), np.uint8)
-                return tiling.translate_large(self.net, image[None], bands, self.autocast, self.device, progress,
-                                              out=out)
-            y = tiling.translate_large(self.net, image[None], bands, self.autocast, self.device, progress)[0]
-        else:
-            y = tiling.translate_tiles(self.net, image[None], tile, self.tile_overlap, self.autocast, self.device,
-                                       progress)[0]
+            out = np.empty((h, w, tiling.program_channels(self.net)), np.uint8) if as_uint8 else None
+            finish = None if self.strength == 1 else (
+                lambda a, b, y: apply_strength(_as_float(image[..., a:b, :])[None], y, self.strength))
+            y = tiling.translate_large(self.net, image[None], bands, self.autocast, self.device, progress, out=out,
+                                       finish=finish)
+            return y if as_uint8 else y[0]
+        y = tiling.translate_tiles(self.net, image[None], tile, self.tile_overlap, self.autocast, self.device,
+                                   progress)[0]
+        return self._finish(apply_strength(_as_float(image), y.float(), self.strength), as_uint8)
+
+    @staticmethod
+    def _finish(y: torch.Tensor, as_uint8: bool):
         return to_uint8(y, inplace=True) if as_uint8 else y
+
+
+def _as_float(image: torch.Tensor) -> torch.Tensor:
+    """uint8 or float [-1, 1] (C, H, W) -> float [-1, 1] on the CPU."""
+    return normalize_uint8(image.cpu()) if image.dtype == torch.uint8 else image.float().cpu()

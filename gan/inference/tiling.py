@@ -407,12 +407,14 @@ class _Shape:
 @torch.no_grad()
 def translate_large(net: nn.Module, image: torch.Tensor, opts: BandOptions | None = None, autocast=None,
                     device: torch.device | None = None, progress: Callable[[float, str], None] | None = None,
-                    cache: Cache | None = None, out: np.ndarray | None = None) -> torch.Tensor | np.ndarray:
+                    cache: Cache | None = None, out: np.ndarray | None = None,
+                    finish: Callable[[int, int, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor | np.ndarray:
     """image (1, C, H, W) uint8 (or float in [-1, 1]) on the CPU -> net(image) as (1, C', H, W) float32 on the
     CPU, computed in bands with whole-image norm statistics. `progress(fraction, what)` is called after every
     band. Raises ValueError for a net without a band program (see `program`). `cache` (default: a new one from
     opts) holds the stored activations; it is closed at the end. With `out` (uint8 (H, W, C')), the result is
-    written there as 8-bit bands instead (a quarter of the float image's memory) and `out` is returned."""
+    written there as 8-bit bands instead (a quarter of the float image's memory) and `out` is returned.
+    `finish(a, b, y)`, when given, maps the output rows a..b (float (1, C', b - a, W)) before they are kept."""
     opts = opts or BandOptions()
     autocast = autocast or contextlib.nullcontext
     device = device or next(net.parameters()).device
@@ -420,11 +422,11 @@ def translate_large(net: nn.Module, image: torch.Tensor, opts: BandOptions | Non
     prog = program(net, stats)
     if prog is None:
         raise ValueError(f"no band program: {why_not(net)}")
-    return _run_bands(net, prog, stats, image, opts, autocast, device, progress, cache, out)
+    return _run_bands(net, prog, stats, image, opts, autocast, device, progress, cache, out, finish)
 
 
 def _run_bands(net, prog: Program, stats: NormStats, image: torch.Tensor, opts: BandOptions, autocast,
-               device: torch.device, progress, cache: "Cache | None", out: np.ndarray | None):
+               device: torch.device, progress, cache: "Cache | None", out: np.ndarray | None, finish=None):
     h, w = image.shape[-2:]
     if image.dtype == torch.uint8:  # as pad_to_multiple pads, without a float copy of the image
         hp, wp = prog.padded(h, w)
@@ -465,10 +467,14 @@ def _run_bands(net, prog: Program, stats: NormStats, image: torch.Tensor, opts: 
                     stats.accumulate(index, x)
                     if store is not None:
                         store.write(a, x)
-                elif a < h and out is not None:
-                    out[a: min(b, h)] = to_uint8(x[0, :, : min(b, h) - a, :w])
                 elif a < h:
-                    result[:, :, a: min(b, h)] = x[:, :, : min(b, h) - a, :w].float().cpu()
+                    e = min(b, h)
+                    y = x[:, :, : e - a, :w].float().cpu()
+                    y = finish(a, e, y) if finish is not None else y
+                    if out is not None:
+                        out[a: e] = to_uint8(y[0])
+                    else:
+                        result[:, :, a: e] = y
                 done += costs[n] * (b - a) / bands[-1][1]
                 if progress is not None:
                     progress(done / total, f"pass {n + 1}/{len(costs)}, band {i + 1}/{len(bands)}")

@@ -49,6 +49,7 @@ class TranslateOptions:
     overwrite: bool = False
     workers: int = 2
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 needs CUDA) | auto (see gan.inference.precision)
+    strength: float = 1.0  # 0 = the input, 1 = the model's output, above 1 exaggerates (engine.apply_strength)
     video: VideoOptions = field(default_factory=VideoOptions)  # videos and animated GIF/WebP (gan.inference.video)
 
 
