@@ -41,6 +41,7 @@ def ensure_env(dev: bool) -> None:
         run(PY, "-m", "pip", "install", "--upgrade", "pip")
     req = ROOT / ("requirements-dev.txt" if dev else "requirements.txt")
     files = [ROOT / "requirements.txt"] + ([ROOT / "requirements-dev.txt"] if dev else [])
+    files += sorted((ROOT / "requirements").glob("*.txt"))  # what those two include
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
     stamp = VENV / f".installed-{'dev' if dev else 'run'}"
     if not stamp.exists() or stamp.read_text() != digest:

@@ -1,4 +1,4 @@
-"""The web app: translate photos with trained models, compare checkpoints, stylize live.
+"""The web app: translate photos and videos with trained models, compare checkpoints, stylize live.
 
     python app.py [--runs runs/] [--checkpoint CKPT ...] [--host 127.0.0.1] [--port 7860] [--auth USER:PASS]
 
@@ -18,7 +18,8 @@ from gan.cli import add_threads_option, run, tune_allocator
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", default="runs", help="folder of training runs (default: runs)")
-    p.add_argument("--checkpoint", nargs="*", default=[], help="more models: checkpoints, run folders, exports")
+    p.add_argument("--checkpoint", nargs="*", default=[],
+                   help="more models: checkpoints, run folders, exports, saved folders, zoo:NAME, hf:USER/REPO")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--auth", metavar="USER:PASS", help="ask for this user name and password")
@@ -26,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--max-upload-mb", type=float, default=50, help="largest upload accepted (default 50)")
     p.add_argument("--max-megapixels", type=float, default=40, help="largest decoded image accepted (default 40)")
+    p.add_argument("--max-video-seconds", type=float, default=60,
+                   help="longest video upload accepted, in seconds (default 60)")
+    p.add_argument("--max-video-frames", type=int, default=1800,
+                   help="video uploads with more frames are refused (default 1800)")
     p.add_argument("--stylize-size", type=int, default=384, help="the Stylize tab's starting size (default 384)")
     p.add_argument("--stylize-iterations", type=int, default=100,
                    help="the Stylize tab's starting iterations per scale (default 100)")
@@ -46,8 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         if not 0 < args.port < 65536:
             raise GanError(f"--port must be 1..65535, got {args.port}")
         device = resolve_device(args.device, "--device")
-        settings = Settings(device, args.precision, args.max_megapixels,
-                            args.vgg_weights)
+        if args.max_video_seconds <= 0 or args.max_video_frames < 1:
+            raise GanError("--max-video-seconds must be > 0 and --max-video-frames >= 1")
+        settings = Settings(device, args.precision, args.max_megapixels, args.max_video_seconds,
+                            args.max_video_frames, args.vgg_weights)
         catalog = build_catalog(args.runs, args.checkpoint)
         if not catalog.models:
             import logging

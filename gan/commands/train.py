@@ -17,13 +17,32 @@ from pathlib import Path
 
 from gan.cli import run
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "quickstart.yaml"
+# The example configs: configs/ in a clone, gan/configs/ in an installed package (the same files).
+CONFIG_DIRS = (Path(__file__).resolve().parents[2] / "configs", Path(__file__).resolve().parents[1] / "configs")
+
+
+def config_file(given: str | None) -> Path:
+    """--config as a file: the path given, or the name of an example config (photo2painting, cut, ...), which
+    an installed package carries too; no --config: the quickstart."""
+    from gan import GanError
+
+    name = given or "quickstart"
+    if given and (Path(given).is_file() or "/" in given or "\\" in given):
+        return Path(given)
+    for folder in CONFIG_DIRS:
+        for candidate in (folder / name, folder / f"{name}.yaml"):
+            if candidate.is_file():
+                return candidate
+    if given:
+        return Path(given)  # load_config says it is missing
+    raise GanError("no --config given and no example config here: pass --config FILE")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog="Config reference: README.md, section 'Configuration'.")
-    parser.add_argument("--config", help="YAML config (default: configs/quickstart.yaml)")
+    parser.add_argument("--config", help="YAML config file, or the name of an example config (quickstart, "
+                                           "photo2painting, cut, ...; default: quickstart)")
     parser.add_argument("--resume", metavar="RUN_DIR|CHECKPOINT", help="continue a run exactly where it stopped")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.lr=1e-4")
     argv = sys.argv[1:] if argv is None else argv
@@ -44,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "config (pass key=value overrides for length, logging or device)")
             train(None, resume=args.resume, overrides=args.overrides)
         else:
-            cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
+            cfg = load_config(config_file(args.config), args.overrides)
             sweep_run = os.environ.get("WANDB_RUN_ID") if os.environ.get("WANDB_SWEEP_ID") else None
             if sweep_run and not any(o.startswith("name=") for o in args.overrides):
                 cfg = replace(cfg, [f"name={cfg.name}-{sweep_run}"])  # under `wandb agent`: a folder per run

@@ -2,6 +2,7 @@
 
     python test.py --checkpoint CKPT --input DIR_OR_FILE --output DIR [--direction AtoB|BtoA]
                    [--batch-size N] [--tile N] [--tile-overlap N] [--resize N] [--device auto|cpu|cuda]
+                   [--strength S]
                    [--video-stats frame|running|clip] [--video-smooth S] [--video-codec h264|h265|vp9] [--crf N]
 
 CKPT: a checkpoint of this project, a run directory (its latest checkpoint), a reference CycleGAN generator
@@ -20,7 +21,8 @@ from gan.cli import add_threads_option, run, tune_allocator
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", required=True, help="checkpoint, run dir, latest_net_G*.pth or .onnx")
+    p.add_argument("--checkpoint", required=True,
+                   help="checkpoint, run dir, saved folder, zoo:NAME, hf:USER/REPO, latest_net_G*.pth or .onnx")
     p.add_argument("--input", required=True, help="an image file or a folder (searched recursively)")
     p.add_argument("--output", required=True, help="folder for the results (same relative paths)")
     p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="AtoB: photo -> painting")
@@ -43,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     add_threads_option(p)
     p.add_argument("--weights", default="ema", choices=["ema", "raw"],
                    help="ema: the generator's moving average when the run kept one (default); raw: trained weights")
+    p.add_argument("--strength", type=float, default=1.0, metavar="S",
+                   help="how much of the model's change to apply: 0 = the photo, 1 = the model's output (default), "
+                        "above 1 (up to 4) exaggerates it")
     p.add_argument("--side-by-side", metavar="FILE", help="also write one PNG of input | output rows (images)")
     v = p.add_argument_group("videos (mp4, mov, mkv, webm, avi; animated GIF/WebP)")
     v.add_argument("--video-stats", default="frame", choices=["frame", "running", "clip"],
@@ -65,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         from gan import GanError
         from gan.inference.load import load_generator
         from gan.distributed import resolve_device
+        from gan.inference.engine import check_strength
         from gan.inference.precision import resolve_precision
         from gan.inference.translate import TranslateOptions, plan_outputs, side_by_side, translate_folder
         from gan.inference.video import VideoOptions, is_video
@@ -76,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             raise GanError("--resize must be >= 1")
         if args.batch_size is not None and args.batch_size < 1:
             raise GanError("--batch-size must be >= 1")
+        check_strength(args.strength)
         device = resolve_device(args.device, "--device")
         net, info = load_generator(args.checkpoint, args.direction, device, args.weights)
         if device.type == "cuda" and isinstance(net, torch.nn.Module):
@@ -83,11 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         log = logging.getLogger("gan")
         batch = args.batch_size or (4 if device.type == "cuda" else 1)  # CPUs gain nothing from batching
         precision = "fp32" if info.source in ("onnx", "torchscript") else resolve_precision(args.precision, device).name
-        log.info("generator: %s, %s, on %s (%s, batch %d)", info.description, args.direction, device, precision, batch)
+        log.info("generator: %s, %s, on %s (%s, batch %d%s)", info.description, args.direction, device, precision,
+                 batch, f", strength {args.strength:g}" if args.strength != 1 else "")
         opts = TranslateOptions(
             batch_size=batch, tile=args.tile, tile_overlap=args.tile_overlap,
             max_pixels=int(args.max_megapixels * 1e6), resize=args.resize, fmt=args.format.lower(),
-            overwrite=args.overwrite, workers=args.workers, precision=precision,
+            overwrite=args.overwrite, workers=args.workers, precision=precision, strength=args.strength,
             video=VideoOptions(stats=args.video_stats, momentum=args.video_momentum, clip_frames=args.clip_frames,
                                codec=args.video_codec, crf=args.crf,
                                **({} if args.video_smooth is None else {"smooth": args.video_smooth})),
