@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     from gan.cli import add_threads_option, run
 
     p = argparse.ArgumentParser(prog="python -m gan.evaluate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", required=True, help="checkpoint, run dir, latest_net_G*.pth or .onnx")
+    p.add_argument("--checkpoint", required=True,
+                   help="checkpoint, run dir, saved folder, zoo:NAME, hf:USER/REPO, latest_net_G*.pth or .onnx")
     p.add_argument("--input", required=True, help="images to translate (folder or file)")
     p.add_argument("--reference", required=True, help="real images of the target domain")
     p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])

@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     from gan.cli import add_threads_option, run
 
     parser = argparse.ArgumentParser(prog="python -m gan.export", description="Export a generator.")
-    parser.add_argument("--checkpoint", required=True, help="checkpoint file, run directory or latest_net_G*.pth")
+    parser.add_argument("--checkpoint", required=True,
+                        help="checkpoint, run directory, saved folder, zoo:NAME, hf:USER/REPO or latest_net_G*.pth")
     parser.add_argument("--format", required=True, choices=["onnx", "torchscript"])
     parser.add_argument("--output", required=True, help="file to write (.onnx / .pt)")
     parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
