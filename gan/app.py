@@ -1,5 +1,6 @@
-"""The web app (Gradio): translate photos with any trained model, compare a run's checkpoints by eye, and
-stylize by optimisation or with an AdaIN model, live. Imported only by app.py (Gradio is not needed elsewhere).
+"""The web app (Gradio): translate photos and short videos with any trained model (with a strength slider),
+compare a run's checkpoints by eye, and stylize by optimisation or with an AdaIN model, live. Imported only by
+app.py (Gradio is not needed elsewhere).
 
     python app.py [--runs runs/] [--checkpoint CKPT ...] [--host 127.0.0.1] [--port 7860] [--auth USER:PASS]
 
@@ -8,7 +9,8 @@ and stylize_feedforward, gan.inference.load.load_generator / load_style_network)
 
 Safety: the models a visitor can pick are the ones found at start-up (under --runs, and each --checkpoint); a
 visitor names them by label and the label is looked up here, so no path typed in the page is ever opened.
-Uploads are limited in bytes (Gradio refuses bigger files) and in pixels (checked here after decoding); an
+Uploads are limited in bytes (Gradio refuses bigger files), in pixels (checked here after decoding) and, for
+videos, in duration and frames (read from the file's headers before any frame is translated); an
 unreadable upload or a model that fails to load gives a message in the page. Long jobs go through Gradio's
 queue, one at a time (the machine's CPU or GPU is one resource).
 """
@@ -114,7 +116,8 @@ def _step_of(path: Path) -> int | None:
 def build_catalog(runs_dir: str | Path | None, checkpoints: list[str | Path]) -> Catalog:
     """Every run under runs_dir (latest, best and each step checkpoint) and every file given; a file that is not
     a model this project reads is reported and left out."""
-    from gan.inference.load import checkpoint_kind
+    from gan.inference.load import checkpoint_kind, is_saved_folder
+    from gan.inference.sources import locate
     from gan.training.checkpoint import resolve
 
     cat = Catalog()
@@ -133,13 +136,15 @@ def build_catalog(runs_dir: str | Path | None, checkpoints: list[str | Path]) ->
                 cat.add(Model(f"{run_dir.name} / {what}", f, kind, run_dir.name, step))
     for given in checkpoints:
         try:
-            path = resolve(given)
+            path = locate(given)  # zoo:NAME and hf:USER/REPO are fetched (once) here
+            path = path if is_saved_folder(path) else resolve(path)
             kind = checkpoint_kind(path)
         except GanError as e:
             log.warning("--checkpoint %s left out: %s", given, e)
             continue
-        label = Path(given).name if Path(given).is_file() else f"{Path(given).name} / latest"
-        cat.add(Model(label, path, _category(kind), None, None))
+        named = str(given).startswith(("zoo:", "hf:")) or Path(given).is_file() or is_saved_folder(path)
+        label = str(given) if str(given).startswith(("zoo:", "hf:")) else Path(given).name
+        cat.add(Model(label if named else f"{label} / latest", path, _category(kind), None, None))
     return cat
 
 
@@ -151,6 +156,8 @@ class Settings:
     device: torch.device
     precision: str  # auto | fp32 | bf16 | fp16 (gan.inference.precision; resolved once by the Engine)
     max_megapixels: float = 40.0  # a decoded upload above this is refused
+    max_video_seconds: float = 60.0  # a video upload longer than this is refused
+    max_video_frames: int = 1800  # ... or with more frames than this
     vgg_weights: str = "imagenet"
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gan-app-")))
 
@@ -226,16 +233,51 @@ class Engine:
         return img
 
     def translate(self, label: str, direction: str, image: np.ndarray, resize: int | None = None,
-                  progress=None) -> np.ndarray:
-        """uint8 HWC -> uint8 HWC, at full resolution (bands above 4 MP) or with the short side resized."""
+                  progress=None, strength: float = 1.0) -> np.ndarray:
+        """uint8 HWC -> uint8 HWC, at full resolution (bands above 4 MP) or with the short side resized, at
+        `strength` (0 = the photo, 1 = the model's output)."""
         from gan.data.io import to_chw
         from gan.inference.engine import Engine
 
         net = self.generator(label, direction)
         image = resize_short_side(image, resize)
-        return Engine(net, self.settings.device, self.precision).image(to_chw(image), progress, as_uint8=True)
+        return Engine(net, self.settings.device, self.precision, strength=strength).image(to_chw(image), progress,
+                                                                                          as_uint8=True)
+
+    def translate_video(self, label: str, direction: str, path: str | Path, strength: float = 1.0,
+                        smooth: float | None = None) -> tuple[Path, int]:
+        """An uploaded video -> (the translated mp4 in a new folder, frames), the way test.py translates videos
+        (the same engine, statistics and smoothing), after checking the server's duration, frame and pixel
+        limits. Messages name the upload, never the server's folders."""
+        from gan.inference.engine import Engine
+        from gan.inference.video import SMOOTH_DEFAULT, VIDEO_EXTENSIONS, VideoOptions, clip_info
+        from gan.inference.video import translate_video as video
+
+        path, name = Path(path), Path(path).name
+        if path.suffix.lower() not in VIDEO_EXTENSIONS:
+            raise GanError(f"{name}: not a video this tab takes ({', '.join(e[1:] for e in VIDEO_EXTENSIONS)})")
+        s = self.settings
+        try:
+            frames, seconds, w, h = clip_info(path)
+            if seconds > s.max_video_seconds or frames > s.max_video_frames:
+                raise GanError(f"{name}: {seconds:.1f} s, {frames} frames; this server takes videos up to "
+                               f"{s.max_video_seconds:g} s and {s.max_video_frames} frames")
+            if w * h / 1e6 > s.max_megapixels:
+                raise GanError(f"{name}: {w}x{h} frames are above this server's limit of {s.max_megapixels:g} "
+                               "megapixels")
+            net = self.generator(label, direction)
+            out = self.new_folder("video") / f"{path.stem}_translated.mp4"
+            opts = VideoOptions(smooth=SMOOTH_DEFAULT if smooth is None else smooth)
+            n = video(Engine(net, s.device, self.precision, strength=strength), path, out, opts, progress=False)
+        except GanError as e:
+            text = str(e)
+            for where in {str(path), str(path.resolve())}:
+                text = text.replace(where, name)
+            raise GanError(text) from None
+        return out, n
 
     def new_folder(self, what: str) -> Path:
+        self.settings.workdir.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix=f"{what}-", dir=self.settings.workdir))
         return folder
 
@@ -272,7 +314,7 @@ class Handlers:
         self.stop_flags: dict[str, threading.Event] = {}  # per browser session
 
     # ----------------------------------------------------------------- translate
-    def translate(self, files, label, direction, size_mode, short_side, progress=gr.Progress()):
+    def translate(self, files, label, direction, size_mode, short_side, strength=1.0, progress=gr.Progress()):
         if not files:
             return [], None, "Upload one or more images first."
         if not label:
@@ -286,7 +328,7 @@ class Handlers:
             try:
                 img = self.engine.read(f)
                 report = (lambda frac, what, i=i: progress((i + frac) / len(files), desc=f"{name}: {what}"))
-                out = self.engine.translate(label, direction, img, resize, report)
+                out = self.engine.translate(label, direction, img, resize, report, float(strength))
             except GanError as e:
                 problems.append(str(e))
                 continue
@@ -299,9 +341,26 @@ class Handlers:
                 for d in downloads:
                     z.write(d, Path(d).name)
             downloads.append(str(zip_path))
-        done = f"Translated {len(sheet)} of {len(files)} image(s) with {label} ({direction})."
+        at = f", strength {float(strength):g}" if float(strength) != 1 else ""
+        done = f"Translated {len(sheet)} of {len(files)} image(s) with {label} ({direction}{at})."
         status = _message([done] + (["Could not translate:"] + problems if problems else []))
         return sheet, downloads or None, status
+
+    # ----------------------------------------------------------------- video
+    def video(self, file, label, direction, strength, smooth, progress=gr.Progress()):
+        if not file:
+            return None, None, "Upload a video first."
+        if not label:
+            return None, None, "Choose a model first."
+        name = Path(file).name
+        progress(0, desc=f"translating {name}")
+        start = time.perf_counter()
+        try:
+            out, frames = self.engine.translate_video(label, direction, file, float(strength), float(smooth))
+        except GanError as e:
+            return None, None, str(e)
+        return (str(out), str(out), f"Translated {name}: {frames} frames with {label} ({direction}, strength "
+                                    f"{float(strength):g}) in {time.perf_counter() - start:.1f} s.")
 
     # ----------------------------------------------------------------- compare
     def checkpoints_for(self, run):
@@ -443,13 +502,33 @@ def build(engine: Engine, stylize_defaults: dict | None = None):
                         t_size = gr.Radio([("full resolution", "full"), ("resize", "resize")], value="full",
                                           label="Size", info="full resolution: big images go in bands automatically")
                         t_short = gr.Number(512, label="short side (resize)", precision=0, minimum=16, maximum=8192)
+                    t_strength = gr.Slider(0, 2, 1.0, step=0.05, label="Strength", elem_id="t_strength",
+                                           info="0: the photo, 1: the model's output, above 1: exaggerated")
                     t_go = gr.Button("Translate", variant="primary", elem_id="t_go")
                 with gr.Column():
                     t_status = gr.Markdown(elem_id="t_status")
                     t_sheet = gr.Gallery(label="input | output", columns=1, elem_id="t_sheet", height="auto",
                                          object_fit="contain")
                     t_down = gr.File(label="Downloads (full resolution)", elem_id="t_down")
-            t_go.click(h.translate, [t_files, t_model, t_dir, t_size, t_short], [t_sheet, t_down, t_status])
+            t_go.click(h.translate, [t_files, t_model, t_dir, t_size, t_short, t_strength], [t_sheet, t_down, t_status])
+        with gr.Tab("Video"):
+            with gr.Row():
+                with gr.Column():
+                    v_file = gr.File(label=f"Video (up to {engine.settings.max_video_seconds:g} s, "
+                                           f"{engine.settings.max_video_frames} frames)",
+                                     file_types=[".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"], elem_id="v_file")
+                    v_model = gr.Dropdown(gens, value=(latest or gens or [None])[0], label="Model", elem_id="v_model")
+                    v_dir = gr.Radio(["AtoB", "BtoA"], value="AtoB", label="Direction (AtoB: photo to painting)")
+                    v_strength = gr.Slider(0, 2, 1.0, step=0.05, label="Strength", elem_id="v_strength",
+                                           info="0: the clip, 1: the model's output, above 1: exaggerated")
+                    v_smooth = gr.Slider(0, 0.95, 0.7, step=0.05, label="Smoothing along the motion",
+                                         info="steadies the strokes from frame to frame; 0 = off")
+                    v_go = gr.Button("Translate video", variant="primary", elem_id="v_go")
+                with gr.Column():
+                    v_status = gr.Markdown(elem_id="v_status")
+                    v_out = gr.Video(label="Translated clip", elem_id="v_out", interactive=False)
+                    v_down = gr.File(label="Download", elem_id="v_down")
+            v_go.click(h.video, [v_file, v_model, v_dir, v_strength, v_smooth], [v_out, v_down, v_status])
         with gr.Tab("Compare checkpoints"):
             with gr.Row():
                 with gr.Column():

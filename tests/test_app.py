@@ -188,3 +188,40 @@ def test_stylize_streams_intermediates(server, page, photo):
     page.locator("#s_status").filter(has_text="Final image (stopped").wait_for()
     n = int(page.locator("#s_status").inner_text().split("after ")[1].split()[0])
     assert 0 < n < 1000  # of 2 scales x 500
+
+
+def test_translate_a_video_and_the_strength_slider(server, page):
+    av = pytest.importorskip("av")
+    from tests.test_video import moving_square, write_video
+
+    url, tmp = server
+    page.get_by_role("tab", name="Video").click()
+    # A broken upload: a message in the page, no traceback.
+    broken = tmp / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 not a video at all")
+    page.locator("#v_file input[type=file]").set_input_files(str(broken))
+    page.locator("#v_go").click()
+    page.locator("#v_status").filter(has_text="broken.mp4: cannot read it as a video").wait_for()
+    assert "Traceback" not in page.content()
+    page.locator("#v_file button[aria-label='Clear']").click()
+    clip = tmp / "walk.mp4"
+    write_video(clip, moving_square(8), audio_s=None)
+    page.locator("#v_file input[type=file]").set_input_files(str(clip))
+    strength = page.locator("#v_strength input[type=number]")
+    strength.fill("0.5")
+    strength.press("Enter")
+    page.locator("#v_go").click()
+    page.locator("#v_status").filter(has_text="Translated walk.mp4").wait_for()
+    text = page.locator("#v_status").inner_text()
+    assert "8 frames" in text and "strength 0.5" in text, text
+    video = page.locator("#v_out video")
+    video.wait_for()
+    src = video.get_attribute("src")
+    data = urllib.request.urlopen(src if src.startswith("http") else url.rstrip("/") + src, timeout=30).read()
+    out = tmp / "walk_back.mp4"
+    out.write_bytes(data)
+    with av.open(str(out)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == 8 and frames[0].shape == (48, 64, 3)
+    assert page.locator("#v_down a[href*='walk_translated']").count() >= 1
+    shots(tmp, page, "app_video")

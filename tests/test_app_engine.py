@@ -59,3 +59,52 @@ def test_upload_errors_name_the_upload_never_the_servers_folder(tmp_path):
     text = str(e.value)
     assert text.startswith("holiday.png: not a readable image")
     assert str(tmp_path) not in text and "3f9a1c0e5b7d" not in text and "gradio" not in text
+
+
+def test_engine_translates_videos_within_the_servers_limits(catalog, tmp_path):
+    pytest.importorskip("av")
+    from tests.test_video import moving_square, read_frames, write_video
+
+    upload = tmp_path / "gradio" / "9c1d" / "clip.mp4"
+    upload.parent.mkdir(parents=True)
+    write_video(upload, moving_square(6), audio_s=None, crf=0)
+    engine = Engine(catalog, Settings(torch.device("cpu"), "fp32", workdir=tmp_path / "w"))
+    out, n = engine.translate_video("tiny / latest (step 4)", "AtoB", upload, strength=1.0, smooth=0)
+    assert n == 6 and out.suffix == ".mp4" and out.is_file() and tmp_path / "w" in out.parents
+    same, _ = engine.translate_video("tiny / latest (step 4)", "AtoB", upload, strength=0.0, smooth=0)
+    src, full, zero = read_frames(upload), read_frames(out), read_frames(same)
+    assert np.abs(zero - src).mean() < 0.25 * np.abs(full - src).mean()  # strength 0: the clip back
+    for settings, msg in ((dict(max_video_frames=5), r"clip.mp4: .* 6 frames; this server takes videos up to 60 s "
+                                                     r"and 5 frames"),
+                          (dict(max_video_seconds=0.1), "this server takes videos up to 0.1 s"),
+                          (dict(max_megapixels=0.001), "clip.mp4: 64x48 frames are above this server's limit")):
+        limited = Engine(catalog, Settings(torch.device("cpu"), "fp32", workdir=tmp_path / "w", **settings))
+        with pytest.raises(GanError, match=msg):
+            limited.translate_video("tiny / latest (step 4)", "AtoB", upload)
+    broken = upload.with_name("broken.mp4")
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 not a video at all")
+    with pytest.raises(GanError) as e:
+        engine.translate_video("tiny / latest (step 4)", "AtoB", broken)
+    assert str(e.value).startswith("broken.mp4: cannot read it as a video") and "9c1d" not in str(e.value)
+    with pytest.raises(GanError, match="notes.txt: not a video this tab takes"):
+        engine.translate_video("tiny / latest (step 4)", "AtoB", tmp_path / "notes.txt")
+
+
+def test_catalog_takes_saved_folders_and_zoo_names(catalog, tmp_path, monkeypatch):
+    from gan.inference import hub
+    from tests.test_zoo import Mirror, generator_bytes
+
+    hub.save(tmp_path / "runs" / "tiny", tmp_path / "saved_tiny")
+    m = Mirror({"style_monet.pth": generator_bytes()})
+    monkeypatch.setenv("GAN_ZOO_URL", m.url)
+    monkeypatch.setenv("GAN_HOME", str(tmp_path / "home"))
+    try:
+        cat = build_catalog(None, [tmp_path / "saved_tiny", "zoo:style_monet", "zoo:nope"])
+    finally:
+        m.stop()
+    assert sorted(cat.models) == ["saved_tiny", "zoo:style_monet"]  # zoo:nope left out with a warning
+    engine = Engine(cat, Settings(torch.device("cpu"), "fp32", workdir=tmp_path / "w"))
+    img = (np.random.default_rng(0).random((30, 41, 3)) * 255).astype(np.uint8)
+    for label in cat.models:
+        assert engine.translate(label, "AtoB", img, strength=0.5).shape == img.shape
+        assert np.array_equal(engine.translate(label, "AtoB", img, strength=0), img)

@@ -36,6 +36,10 @@ NOT_RUN = {
     "python benchmarks/": "timed runs at real sizes, run alone on a quiet machine (README, Benchmarks)",
     "bash benchmarks/gpu.sh": "needs a CUDA GPU: tests/test_cuda.py is the part that checks, and skips without one",
     "wandb ": "W&B's own command with an account: tests/test_tracking.py covers offline runs and sweep agents",
+    "pip install": "installs the package: tests/test_package.py builds the wheel and installs it in a fresh virtualenv",
+    "gan-": "installed commands: tests/test_package.py runs them from a fresh virtualenv",
+    "python -m gan.hub push": "uploads to the Hub: tests/test_hub.py runs it up to the upload, which it injects",
+    "python test.py --checkpoint hf:": "the Hub: tests/test_hub.py loads hf: names from a pre-filled cache offline",
 }
 
 TRAIN_TINY = [o for o in TINY if not o.startswith("train.device")] + [
@@ -135,6 +139,11 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch):
     layout(ws)
     monkeypatch.chdir(ws)
     monkeypatch.setattr(gan.evaluation.metrics, "inception", lambda weights=None: TinyFeatures())
+    from tests.test_zoo import Mirror, generator_bytes  # the zoo's files, from a server on 127.0.0.1
+
+    mirror = Mirror({f"{n}.pth": generator_bytes() for n in ("style_monet", "style_ukiyoe")})
+    monkeypatch.setenv("GAN_ZOO_URL", mirror.url)
+    monkeypatch.setenv("GAN_HOME", str(tmp_path / "gan_home"))
     ran = []
     for command in readme_commands():
         if not_run_reason(command):
@@ -149,6 +158,7 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch):
                 out = ws / args[args.index(flag) + 1]
                 assert out.is_file() or any(out.iterdir()), f"nothing written to {out}: {command}"
         ran.append(command)
+    mirror.stop()
     assert len(ran) >= 20
     # What the commands promised is there.
     assert (ws / "runs/my_style/latest.pt").is_file() and (ws / "runs/starry/latest.pt").is_file()

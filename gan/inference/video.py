@@ -95,6 +95,31 @@ def is_video(path: Path) -> bool:
     return ext in VIDEO_EXTENSIONS or (ext in ANIMATED_EXTENSIONS and is_animated(Path(path)))
 
 
+def clip_info(path: str | Path) -> tuple[int, float, int, int]:
+    """(frames, seconds, width, height) of a video file, read from its headers (frames counted from the packets
+    when the header does not say), or a GanError when it is not a readable video."""
+    path = Path(path)
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        frames = _frame_count(stream)
+        if not frames:
+            frames = sum(1 for packet in container.demux(stream) if packet.size)
+        if stream.duration and stream.time_base:
+            seconds = float(stream.duration * stream.time_base)
+        elif container.duration:
+            seconds = container.duration / 1e6
+        else:
+            seconds = frames / float(stream.average_rate or 25)
+        return frames, seconds, stream.codec_context.width, stream.codec_context.height
+    except GanError:
+        raise
+    except Exception as e:
+        raise GanError(f"{path}: cannot read it as a video ({_reason(e)})") from None
+    finally:
+        container.close()
+
+
 def codec_for(dst: Path, opts: VideoOptions) -> str:
     """The codec name (a key of CODECS) for an output file, or a GanError when its container refuses it."""
     ext = dst.suffix.lower()
