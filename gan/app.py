@@ -222,9 +222,7 @@ class Engine:
         except ImageDecodeError as e:
             # The reason may quote the file (Pillow does): a visitor sees the name they uploaded, never the
             # server's temporary folder.
-            reason = str(e).split(": ", 2)[-1]
-            for where in {str(path), str(Path(path)), str(Path(path).resolve())}:
-                reason = reason.replace(where, name)
+            reason = _upload_name_only(str(e).split(": ", 2)[-1], path)
             raise GanError(f"{name}: not a readable image ({reason})") from None
         mp = img.shape[0] * img.shape[1] / 1e6
         if mp > self.settings.max_megapixels:
@@ -270,16 +268,20 @@ class Engine:
             opts = VideoOptions(smooth=SMOOTH_DEFAULT if smooth is None else smooth)
             n = video(Engine(net, s.device, self.precision, strength=strength), path, out, opts, progress=False)
         except GanError as e:
-            text = str(e)
-            for where in {str(path), str(path.resolve())}:
-                text = text.replace(where, name)
-            raise GanError(text) from None
+            raise GanError(_upload_name_only(str(e), path)) from None
         return out, n
 
     def new_folder(self, what: str) -> Path:
         self.settings.workdir.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix=f"{what}-", dir=self.settings.workdir))
         return folder
+
+
+def _upload_name_only(text: str, path: str | Path) -> str:
+    """A message about an upload with the server's folder taken out: the visitor sees only the file's name."""
+    for where in {str(path), str(Path(path)), str(Path(path).resolve())}:
+        text = text.replace(where, Path(path).name)
+    return text
 
 
 def side_by_side(a: np.ndarray, b: np.ndarray, height: int = 384) -> np.ndarray:
