@@ -24,11 +24,9 @@ from gan.inference.load import FOLDER_CONFIG, FOLDER_FORMAT, FOLDER_WEIGHTS, mod
 from gan.training.checkpoint import is_gan_checkpoint, migrate, require, resolve, run_dir_of, safe_load
 
 
-def inference_nets(obj: dict, path: Path, weights: str = "ema") -> tuple[dict[str, dict], dict[str, str]]:
-    """{net name: state dict} of what inference builds from checkpoint `obj`, and {net name: "ema" | "raw"}."""
-    from gan.models import kind_class
-
-    kind = kind_class(require(obj, "kind", path, str))
+def inference_nets(kind, obj: dict, path: Path, weights: str = "ema") -> tuple[dict[str, dict], dict[str, str]]:
+    """{net name: state dict} of what inference builds from checkpoint `obj` of model kind `kind` (its class),
+    and {net name: "ema" | "raw"}."""
     ema = obj.get("ema") or {}
     nets, used = {}, {}
 
@@ -79,11 +77,11 @@ def save(source: str | Path, folder: str | Path, weights: str = "ema", overwrite
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()) and not overwrite:
         raise GanError(f"{folder} exists and is not empty; nothing was written (pass --overwrite to replace it)")
-    nets, used = inference_nets(obj, path, weights)
-    tensors = {f"{name}.{k}": v.detach().cpu().contiguous().clone() for name, sd in nets.items() for k, v in sd.items()}
     from gan.models import kind_class
 
-    kind = kind_class(obj["kind"])
+    kind = kind_class(require(obj, "kind", path, str))
+    nets, used = inference_nets(kind, obj, path, weights)
+    tensors = {f"{name}.{k}": v.detach().cpu().contiguous().clone() for name, sd in nets.items() for k, v in sd.items()}
     cfg = obj.get("config") or {}
     run_dir = run_dir_of(path)
     config = {

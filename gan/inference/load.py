@@ -50,8 +50,9 @@ def load_generator(path: str | Path, direction: str = "AtoB", device: torch.devi
     path = locate(path)
     if is_saved_folder(path):
         config, state_of = read_saved_folder(path)
+        run = config.get("name", "?")
         net, info = _generator(config["kind"], model_config(config, path), direction, state_of, path,
-                               f"{config.get('name', '?')}, step {config.get('step', '?')}", "folder")
+                               f"{run}, step {config.get('step', '?')}", "folder", run)
         return net.to(device).eval().requires_grad_(False), info
     path = resolve(path)
     if path.suffix.lower() == ".onnx":
@@ -105,7 +106,7 @@ def _generator_from_checkpoint(obj: dict, path: Path, direction: str, weights: s
                       lambda name: " EMA" if weights == "ema" and name in ema else "")
 
 
-def _generator(kind_name: str, m, direction: str, state_of, path: Path, what: str, source: str, run=None,
+def _generator(kind_name: str, m, direction: str, state_of, path: Path, what: str, source: str, run: str,
                note=lambda name: "") -> tuple[nn.Module, GeneratorInfo]:
     """The `direction` generator of a model of kind `kind_name` (config `m`), its weights from `state_of(name)`."""
     from gan.models import kind_class
@@ -126,7 +127,7 @@ def _generator(kind_name: str, m, direction: str, state_of, path: Path, what: st
     g = m.generator
     desc = f"{path} ({what}, {name}{note(name)}: ngf {g.ngf}, {g.n_blocks} blocks)"
     cin = m.in_channels if direction == "AtoB" else m.out_channels
-    return net, GeneratorInfo(source, path, desc, cin, kind_name, run or what.split(",")[0])
+    return net, GeneratorInfo(source, path, desc, cin, kind_name, run)
 
 
 # ------------------------------------------------------------------------ saved folders (python -m gan.hub)
