@@ -291,6 +291,12 @@ def nyquist_share(img: np.ndarray) -> float:
 
 
 def recipe_overrides(name: str, blocks: int = 4) -> tuple[Path, list[str]]:
+    """A recipe's config file and overrides. `BASE+KEY=VALUE+KEY=VALUE` is the recipe BASE with more overrides
+    (one lever tried without editing this file: `recommended_noidt+model.discriminator.n_layers=2`)."""
+    if "+" in name:
+        base, *extra = name.split("+")
+        config, levers = recipe_overrides(base, blocks)
+        return config, levers + extra
     if name in OWN:
         config, levers = OWN[name]
         if config in ("cut.yaml", "fastcut.yaml"):
@@ -315,11 +321,11 @@ def recipe_config(name: str, data: Path, work: Path, args):
         data = data.parent / "paired"
     scale = [
         # The recipes' configs map the public *2photo layout (photos in trainB); here A is trainA.
-        f"name={name}", f"data.root={data}", "data.train_a=trainA", "data.train_b=trainB", "data.test_a=testA",
+        f"name={slug(name)}", f"data.root={data}", "data.train_a=trainA", "data.train_b=trainB", "data.test_a=testA",
         "data.test_b=testB", "data.preprocess=crop", f"data.load_size={args.crop}",
         f"data.crop_size={args.size}", "data.num_workers=1", f"model.generator.ngf={args.ngf}",
         f"model.generator.n_blocks={args.blocks}", f"model.discriminator.ndf={args.ndf}",
-        f"train.max_steps={args.steps}", f"train.log_every={max(1, args.steps // 4)}",
+        f"train.max_steps={args.steps}", f"train.log_every={max(1, args.steps // 10)}",
         f"train.sample_every={args.steps}", f"train.save_every={args.steps}", "train.keep_last=1",
         f"train.output_dir={work}", "train.device=cpu", "train.precision=fp32", "tracking.wandb.mode=disabled",
         "eval.every=0", f"seed={args.seed}",
@@ -332,6 +338,7 @@ def run_recipe(name: str, data: Path, work: Path, test: list[np.ndarray], kind: 
 
     from gan.inference.load import load_generator
     from gan.data.io import to_tensor, to_uint8
+    from gan.models import KINDS
     from gan.training.trainer import train
 
     cfg = recipe_config(name, data, work, args)
@@ -340,10 +347,16 @@ def run_recipe(name: str, data: Path, work: Path, test: list[np.ndarray], kind: 
     ckpt = train(cfg)
     seconds = time.perf_counter() - start
     net, info = load_generator(ckpt, "AtoB", "cpu")
-    outs = []
+    back = None
+    if "BtoA" in KINDS[cfg.model.kind].generators:  # a two-way kind: F(G(x)) goes on the sheet too
+        back, _ = load_generator(ckpt, "BtoA", "cpu")
+    outs, recs = [], []
     with torch.no_grad():
         for img in test:
-            outs.append(to_uint8(net(to_tensor(img)[None])[0]))
+            y = net(to_tensor(img)[None])
+            outs.append(to_uint8(y[0]))
+            if back is not None:
+                recs.append(to_uint8(back(y.clamp(-1, 1))[0]))
     targets = [apply_map(img, kind) for img in test]
     result = {
         "benchmark": "quality", "map": kind, "recipe": name, "steps": args.steps, "size": args.size,
@@ -357,18 +370,73 @@ def run_recipe(name: str, data: Path, work: Path, test: list[np.ndarray], kind: 
         "ema": "EMA" in info.description, "train_seconds": round(seconds, 1),
     }
     result["psnr_vs_identity"] = round(result["psnr"] - result["identity_psnr"], 3)
-    result["sheet"] = str(write_sheet(test, targets, outs, Path(args.out) / f"quality_{kind}_{name}.png"))
+    if recs:  # how much of the photo comes back through F: what the cycle term is paying for
+        result["rec_psnr"] = round(float(np.mean([psnr(r, x) for r, x in zip(recs, test)])), 3)
+    out = Path(args.out)
+    result["sheet"] = str(write_sheet(test, targets, outs, out / f"quality_{kind}_{slug(name)}.png", recs))
+    curve = read_terms(ckpt.parent.parent / "metrics.jsonl")
+    result["terms"] = curve[-1] if curve else {}  # the last window's mean of each weighted loss term
+    if curve:
+        result["terms_plot"] = str(plot_terms(curve, out / f"terms_{kind}_{slug(name)}.png", f"{kind}: {name}"))
     return result
 
 
-def write_sheet(xs, targets, outs, path: Path, rows: int = 4) -> Path:
-    """Rows of x | T(x) | G(x), each doubled in size (nearest) so artifacts stay visible."""
+def slug(name: str) -> str:
+    """A recipe name as a file / run name (`recommended_noidt+train.lr_scales={d: 2}` has characters neither
+    may hold)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+
+
+def read_terms(path: Path) -> list[dict]:
+    """Per logged window: step and the weighted loss terms (everything but rates and learning rates)."""
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    skip = ("img_per_s", "data_wait", "lr", "epoch", "cuda_mem")
+    return [{k: round(v, 4) for k, v in row.items() if isinstance(v, (int, float)) and not k.startswith(skip)}
+            for row in rows]
+
+
+def plot_terms(curve: list[dict], path: Path, title: str, w: int = 520, h: int = 300) -> Path:
+    """A line per loss term against steps (PIL only): what each term costs the recipe as it trains."""
+    from PIL import Image, ImageDraw
+
+    names = [k for k in curve[0] if k != "step" and not k.startswith("loss_")]
+    img = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(img)
+    left, top, right, bottom = 40, 22, w - 130, h - 24
+    top_value = max([row.get(k, 0) for row in curve for k in names] + [1e-6]) * 1.05
+    last = max(row["step"] for row in curve)
+    draw.rectangle([left, top, right, bottom], outline=(120, 120, 120))
+    draw.text((left, 4), title, fill="black")
+    draw.text((4, top), f"{top_value:.2f}", fill="black")
+    draw.text((4, bottom - 10), "0", fill="black")
+    draw.text((right - 40, bottom + 6), f"step {last}", fill="black")
+    palette = [(200, 30, 30), (30, 90, 200), (20, 150, 60), (200, 120, 0), (140, 40, 170), (0, 150, 160),
+               (120, 120, 120), (0, 0, 0)]
+    for i, k in enumerate(names):
+        colour = palette[i % len(palette)]
+        points = [(left + (right - left) * row["step"] / last, bottom - (bottom - top) * row.get(k, 0) / top_value)
+                  for row in curve]
+        draw.line(points, fill=colour, width=2)
+        draw.text((right + 8, top + 14 * i), f"{k} {curve[-1].get(k, 0):.3f}", fill=colour)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path
+
+
+def write_sheet(xs, targets, outs, path: Path, recs=(), rows: int = 4) -> Path:
+    """Rows of x | T(x) | G(x) (| F(G(x)) for two-way kinds), each doubled in size (nearest) so artifacts stay
+    visible."""
     from PIL import Image
 
     gap = 4
-    cells = [[np.repeat(np.repeat(c, 2, 0), 2, 1) for c in row] for row in zip(xs[:rows], targets, outs)]
+    columns = [xs[:rows], targets, outs] + ([recs] if len(recs) else [])
+    cells = [[np.repeat(np.repeat(c, 2, 0), 2, 1) for c in row] for row in zip(*columns)]
     h, w = cells[0][0].shape[:2]
-    sheet = np.full((len(cells) * (h + gap) + gap, 3 * (w + gap) + gap, 3), 255, np.uint8)
+    sheet = np.full((len(cells) * (h + gap) + gap, len(columns) * (w + gap) + gap, 3), 255, np.uint8)
     for r, row in enumerate(cells):
         for c, img in enumerate(row):
             sheet[gap + r * (h + gap): gap + r * (h + gap) + h, gap + c * (w + gap): gap + c * (w + gap) + w] = img

@@ -175,6 +175,60 @@ def test_warmup_and_lr_scales(tiny_overrides):
         load_config(None, ["train.lr_scales={d: -1}"])
 
 
+# --------------------------------------------------------------------------------- discriminator levers
+
+
+def test_multiscale_discriminator_judges_each_scale_of_the_image():
+    import torch.nn.functional as F
+
+    from gan.nn.networks import MultiScaleDiscriminator, PatchDiscriminator, build_discriminator
+
+    torch.manual_seed(0)
+    d = MultiScaleDiscriminator(3, 8, 2, scales=3)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    parts, y = [], x
+    for k, net in enumerate(d.nets):  # the k-th PatchGAN sees the image average-pooled k times
+        y = F.avg_pool2d(y, 3, stride=2, padding=1, count_include_pad=False) if k else y
+        parts.append(net(y).flatten(1))
+    assert [p.shape[1] for p in parts] == [14 * 14, 6 * 6, 2 * 2]
+    assert torch.equal(d(x), torch.cat(parts, 1))
+    # the three nets are separate PatchGANs (own weights), and the losses reduce over all their patches
+    assert len({id(n.model[0].weight) for n in d.nets}) == 3
+    from gan.nn import losses
+
+    out = d(x)
+    assert torch.allclose(losses.gan_loss(out, True, "lsgan"), ((out - 1) ** 2).mean())
+    # one scale is the reference PatchGAN itself: old checkpoints keep their keys
+    one = build_discriminator(load_config(None, ["model.discriminator.ndf=8"]).model, 3)
+    assert type(one) is PatchDiscriminator
+    two = build_discriminator(load_config(None, ["model.discriminator.scales=2", "model.discriminator.ndf=8"]).model, 3)
+    assert {k.split(".")[1] for k in two.state_dict()} == {"0", "1"}
+
+
+def test_multiscale_discriminator_validation():
+    with pytest.raises(ConfigError, match=r"model.discriminator.scales: invalid value 3; expected fewer scales .*"
+                                          r"the last scale sees 16 px, and a PatchGAN of 3 layers needs at least 24"):
+        load_config(None, ["data.crop_size=64", "model.discriminator.scales=3"])
+    with pytest.raises(ConfigError, match="model.discriminator.scales: invalid value 0"):
+        load_config(None, ["model.discriminator.scales=0"])
+    assert load_config(None, ["data.crop_size=64", "model.discriminator.scales=2"]).model.discriminator.scales == 2
+
+
+@pytest.mark.parametrize("kind", ["cyclegan", "cut"])
+def test_multiscale_discriminator_trains_and_resumes_bitwise(tiny_overrides, tmp_path, kind):
+    from tests.test_cut import CUT_TINY
+    from tests.test_train import straight_and_resumed, weights
+
+    over = tiny_overrides + ["model.discriminator.scales=2", "train.max_steps=5", "train.save_every=100"]
+    over += CUT_TINY if kind == "cut" else []
+    straight, second = straight_and_resumed(over, tmp_path, stop_at=2)
+    a, b = weights(straight), weights(second)
+    assert any(k.startswith("d_b.nets.1.") for k in a)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    net, _ = load_generator(straight.run_dir)  # the generator translates as any other
+    assert net(torch.rand(1, 3, 24, 24)).shape == (1, 3, 24, 24)
+
+
 # ---------------------------------------------------------------------------------------- benchmark
 
 

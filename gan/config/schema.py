@@ -79,6 +79,9 @@ class DiscriminatorConfig:
     n_layers: int = 3
     norm: Norm = "instance"
     spectral_norm: bool = False
+    # pix2pixHD's multi-scale discriminator: this many PatchGANs, the k-th judging the image downsampled k
+    # times (3x3 average, stride 2); 1 = the single PatchGAN of the reference
+    scales: int = 1
 
 
 @dataclass(frozen=True)
@@ -475,6 +478,15 @@ def validate(cfg: Config, kinds: dict) -> None:
     _require(m.discriminator.ndf >= 1, "model.discriminator.ndf", m.discriminator.ndf, "an integer >= 1")
     _require(m.discriminator.n_layers >= 1, "model.discriminator.n_layers", m.discriminator.n_layers,
              "an integer >= 1")
+    _require(1 <= m.discriminator.scales <= 4, "model.discriminator.scales", m.discriminator.scales,
+             "an integer from 1 (one PatchGAN) to 4")
+    if m.discriminator.scales > 1:  # the coarsest PatchGAN must still see at least one patch
+        size, need = cfg.data.crop_size, 3 * 2 ** m.discriminator.n_layers
+        for _ in range(m.discriminator.scales - 1):
+            size = (size + 1) // 2
+        _require(size >= need, "model.discriminator.scales", m.discriminator.scales,
+                 f"fewer scales (or a larger data.crop_size): the last scale sees {size} px, and a PatchGAN of "
+                 f"{m.discriminator.n_layers} layers needs at least {need}")
     _require(m.init.gain > 0, "model.init.gain", m.init.gain, "a number > 0")
 
     lo = cfg.loss

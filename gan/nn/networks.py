@@ -260,6 +260,28 @@ class PatchDiscriminator(nn.Module):
         return self.model(x)
 
 
+class MultiScaleDiscriminator(nn.Module):
+    """pix2pixHD's multi-scale discriminator (Wang et al. 2018): `scales` PatchGANs of the same shape, the k-th
+    judging the image average-pooled k times (3x3, stride 2, padding not counted), so the coarse ones see
+    layout and the full-resolution one local texture and lines. The patch logits of all scales come out as
+    one (N, P) tensor, so every adversarial loss (a mean over patches) works unchanged; each scale weighs by
+    its number of patches."""
+
+    def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance",
+                 spectral_norm: bool = False, scales: int = 2):
+        super().__init__()
+        self.nets = nn.ModuleList(PatchDiscriminator(in_channels, ndf, n_layers, norm, spectral_norm)
+                                  for _ in range(scales))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = []
+        for k, net in enumerate(self.nets):
+            if k:
+                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+            out.append(net(x).flatten(1))
+        return torch.cat(out, 1)
+
+
 def init_weights(net: nn.Module, cfg: InitConfig) -> nn.Module:
     """Conv/linear weights from N(0, gain) | xavier | kaiming | orthogonal, biases 0; norm weights N(1, gain)."""
     for m in net.modules():
@@ -302,9 +324,12 @@ def inference_generator(cfg: ModelConfig, name: str, names: tuple[str, ...] = ("
     return build_generator(cfg, *channels, init=False)
 
 
-def build_discriminator(cfg: ModelConfig, in_channels: int, init: bool = True) -> PatchDiscriminator:
+def build_discriminator(cfg: ModelConfig, in_channels: int, init: bool = True) -> nn.Module:
     d: DiscriminatorConfig = cfg.discriminator
-    net = PatchDiscriminator(in_channels, d.ndf, d.n_layers, d.norm, d.spectral_norm)
+    if d.scales > 1:
+        net = MultiScaleDiscriminator(in_channels, d.ndf, d.n_layers, d.norm, d.spectral_norm, d.scales)
+    else:
+        net = PatchDiscriminator(in_channels, d.ndf, d.n_layers, d.norm, d.spectral_norm)
     return init_weights(net, cfg.init) if init else net
 
 
