@@ -229,6 +229,48 @@ def test_multiscale_discriminator_trains_and_resumes_bitwise(tiny_overrides, tmp
     assert net(torch.rand(1, 3, 24, 24)).shape == (1, 3, 24, 24)
 
 
+# ------------------------------------------------------------------------------------- cycle levers
+
+
+def test_lowpass_cycle_loss_ignores_texture_finer_than_its_pooling():
+    import torch.nn.functional as F
+
+    from gan.nn import losses
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 12, 12) * 2 - 1
+    texture = torch.tensor([[0.3, -0.3], [-0.3, 0.3]]).repeat(6, 6)  # zero mean in every 2 x 2 block
+    rec = x + texture
+    assert losses.cycle_loss(rec, x) == pytest.approx(0.3)  # pixel by pixel: the texture costs
+    assert losses.cycle_loss(rec, x, lowpass=2) < 1e-6  # pooled: it does not
+    shifted = x + 0.1  # a change of colour costs the same either way
+    assert losses.cycle_loss(shifted, x, 4) == pytest.approx(0.1, abs=1e-6)
+    # sizes that are not multiples of k: the edges are replicated, nothing is dropped
+    odd = torch.rand(1, 3, 13, 10)
+    want = F.l1_loss(F.avg_pool2d(F.pad(odd + 0.2 * (odd > 0.5), [0, 2, 0, 3], mode="replicate"), 4),
+                     F.avg_pool2d(F.pad(odd, [0, 2, 0, 3], mode="replicate"), 4))
+    assert torch.allclose(losses.cycle_loss(odd + 0.2 * (odd > 0.5), odd, 4), want)
+    with pytest.raises(ConfigError, match="loss.cycle_lowpass: invalid value 0"):
+        load_config(None, ["loss.cycle_lowpass=0"])
+
+
+def test_lowpass_cycle_reaches_the_cyclegan_objective(tiny_overrides):
+    from gan.models.cyclegan import CycleGAN
+
+    torch.manual_seed(0)
+    terms = {}
+    for k in (1, 4):
+        cfg = load_config(None, tiny_overrides + [f"loss.cycle_lowpass={k}", "loss.lambda_identity=0"])
+        torch.manual_seed(0)
+        model = CycleGAN.build(cfg, torch.device("cpu"))
+        a, b = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+        _, terms[k], images = model.generator_loss(a, b)
+        want = cfg.loss.lambda_cycle * (torch.nn.functional.avg_pool2d(images["rec_a"], k) -
+                                        torch.nn.functional.avg_pool2d(a, k)).abs().mean()
+        assert torch.allclose(terms[k]["cycle_a"], want)
+    assert terms[4]["cycle_a"] < terms[1]["cycle_a"]
+
+
 # ---------------------------------------------------------------------------------------- benchmark
 
 

@@ -116,6 +116,9 @@ class LossConfig:
     gan_mode: Literal["lsgan", "vanilla", "hinge"] = "lsgan"
     lambda_cycle: float = 10.0
     lambda_identity: float = 0.5  # multiplies lambda_cycle, as in the reference
+    # The cycle term compares F(G(x)) with x after a k x k average pooling (1 = pixel by pixel, the paper's):
+    # fine texture G drops (flattened paint, a line drawn over it) then costs no cycle loss
+    cycle_lowpass: int = 1
     lambda_content: float = 0.0
     lambda_style: float = 0.0
     lambda_tv: float = 0.0  # total-variation smoothing of the output (style kind)
@@ -508,6 +511,8 @@ def validate(cfg: Config, kinds: dict) -> None:
     if lo.lambda_identity > 0:
         _require(m.in_channels == m.out_channels, "loss.lambda_identity", lo.lambda_identity,
                  "0 when model.in_channels != model.out_channels (identity maps need equal channels)")
+    _require(1 <= lo.cycle_lowpass <= 16, "loss.cycle_lowpass", lo.cycle_lowpass,
+             "an integer from 1 (pixel by pixel) to 16: the pooling factor the cycle term compares at")
 
     t = cfg.train
     _require(t.epochs >= 0, "train.epochs", t.epochs, "an integer >= 0")

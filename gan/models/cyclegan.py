@@ -4,6 +4,7 @@ Objective, with a in domain A (photos), b in domain B (paintings):
 
     L_G = L_adv(g_ab, d_b) + L_adv(g_ba, d_a)
         + lambda_cycle * (|g_ba(g_ab(a)) - a|_1 + |g_ab(g_ba(b)) - b|_1)                    cycle
+          (with loss.cycle_lowpass = k: |P(g_ba(g_ab(a))) - P(a)|_1 ..., P a k x k average pooling)
         + lambda_identity * lambda_cycle * (|g_ab(b) - b|_1 + |g_ba(a) - a|_1)             identity
         + lambda_content * (C(g_ab(a), a) + C(g_ba(b), b))                 VGG content (hybrid mode)
         + lambda_style * (S(g_ab(a), style_b) + S(g_ba(b), a))               VGG Gram style (hybrid)
@@ -176,8 +177,8 @@ class CycleGAN(TrainModel):
         terms = {
             "adv_ab": losses.generator_adv_loss(self.d_b(fake_b), mode),
             "adv_ba": losses.generator_adv_loss(self.d_a(fake_a), mode),
-            "cycle_a": c.lambda_cycle * losses.cycle_loss(rec_a, real_a),
-            "cycle_b": c.lambda_cycle * losses.cycle_loss(rec_b, real_b),
+            "cycle_a": c.lambda_cycle * losses.cycle_loss(rec_a, real_a, c.cycle_lowpass),
+            "cycle_b": c.lambda_cycle * losses.cycle_loss(rec_b, real_b, c.cycle_lowpass),
         }
         if c.lambda_identity > 0:
             w = c.lambda_identity * c.lambda_cycle

@@ -47,9 +47,15 @@ def discriminator_loss(real_pred: torch.Tensor, fake_pred: torch.Tensor, mode: s
     return 0.5 * (gan_loss(real_pred, True, mode) + gan_loss(fake_pred, False, mode))
 
 
-def cycle_loss(rec: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """L_cyc = ||F(G(x)) - x||_1 (mean absolute error); the caller multiplies by lambda_cycle."""
-    return F.l1_loss(rec.float(), real.float())
+def cycle_loss(rec: torch.Tensor, real: torch.Tensor, lowpass: int = 1) -> torch.Tensor:
+    """L_cyc = ||F(G(x)) - x||_1 (mean absolute error); the caller multiplies by lambda_cycle. With lowpass k > 1
+    both images are k x k average-pooled first (edges padded by replication), so only what survives the
+    pooling must come back."""
+    rec, real = rec.float(), real.float()
+    if lowpass > 1:
+        pad = [0, (-rec.shape[-1]) % lowpass, 0, (-rec.shape[-2]) % lowpass]
+        rec, real = (F.avg_pool2d(F.pad(t, pad, mode="replicate"), lowpass) for t in (rec, real))
+    return F.l1_loss(rec, real)
 
 
 def identity_loss(idt: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
