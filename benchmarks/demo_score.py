@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         "checkerboard": round(float(np.mean([nyquist_share(o) for o in outs]) /
                                     max(np.mean([nyquist_share(t) for t in targets]), 1e-12)), 3),
     }
-    square = [i for i, x in enumerate(xs) if x.shape[0] == x.shape[1] == xs[-1].shape[0]]  # the sheet's grid
+    squares = [i for i, x in enumerate(xs) if x.shape[0] == x.shape[1]]  # the sheet's grid: one square size
+    square = [i for i in squares if xs[i].shape == xs[squares[0]].shape] if squares else [0]
     result["sheet"] = str(write_sheet([xs[i] for i in square], [targets[i] for i in square],
                                       [outs[i] for i in square], Path(args.sheet), rows=len(square)))
     print(json.dumps(result))

@@ -350,3 +350,32 @@ def test_known_maps_and_scores():
     stripes[:, ::2] = 255  # period 2 along x: all its energy on the Nyquist column
     smooth = np.repeat(np.linspace(0, 255, 16, dtype=np.uint8)[None, :, None], 16, 0).repeat(3, 2)
     assert quality.nyquist_share(stripes) == pytest.approx(1.0) and quality.nyquist_share(smooth) < 0.05
+
+
+def test_demo_score_against_the_sample_sets_painterly_function(tiny_overrides, tmp_path):
+    """A generator that (still) returns its input scores exactly what doing nothing scores, on every held-out
+    photo of the folder, at their own sizes; the sheet holds the square ones."""
+    from gan.data.sample import painterly
+    from gan.training.trainer import train
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import quality
+
+    ckpt = train(load_config(None, tiny_overrides + ["model.generator.skip=color", "train.max_steps=1",
+                                                     "train.lr=1e-12", "name=still"]))
+    write_images(tmp_path / "sample" / "testA", 2, size=(40, 40))
+    write_images(tmp_path / "sample" / "testA", 1, size=(36, 52), prefix="wide")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "demo_score.py"), "--checkpoint", str(ckpt),
+                        "--data", str(tmp_path / "sample"), "--sheet", str(tmp_path / "sheet.png")],
+                       capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    row = json.loads(r.stdout)
+    xs = [np.asarray(Image.open(f).convert("RGB")) for f in sorted((tmp_path / "sample" / "testA").iterdir())]
+    want = np.mean([quality.psnr(x, painterly(x)) for x in xs])
+    assert row["images"] == 3 and row["identity_psnr"] == pytest.approx(want, abs=1e-3)
+    assert row["psnr"] == row["identity_psnr"] and row["ssim"] == row["identity_ssim"]
+    assert Image.open(tmp_path / "sheet.png").size == (3 * (80 + 4) + 4, 2 * (80 + 4) + 4)
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "demo_score.py"), "--checkpoint", str(ckpt),
+                        "--data", str(tmp_path / "none")], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode != 0 and "build the sample dataset first" in r.stderr
