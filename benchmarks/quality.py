@@ -34,6 +34,12 @@ and `paired`: the paired bound, the recommended generator trained with plain L1 
 training photos (pairs no unpaired recipe sees), same crops, flips, steps and optimiser. When `paired` runs,
 a last line per recipe gives its share of the way from doing nothing to the bound (PSNR and SSIM) and its
 training wall time. Default grid: about 22 minutes on 2 CPU cores (4.5 minutes a recipe).
+
+Any recipe can take more overrides: `recommended_noidt+model.discriminator.scales=2+loss.cycle_lowpass=4` is
+`recommended_noidt` with those two keys set (one lever tried without editing this file). For every recipe the
+JSON line also has `terms`, the weighted loss terms of the last tenth of training (what each term costs it),
+`terms_plot`, a PNG of each term against steps, and for two-way kinds `rec_psnr`, PSNR of F(G(x)) against x
+(how much of the photo the cycle gets back), whose images are the sheet's fourth column.
 """
 
 from __future__ import annotations

@@ -278,16 +278,24 @@ def test_quality_benchmark_smoke(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--steps", "3", "--size", "32",
                         "--crop", "40", "--ngf", "4", "--blocks", "1", "--ndf", "8", "--train-images", "4",
-                        "--test-images", "2", "--recipes", "reference,ema,recommended", "--map", "edges",
+                        "--test-images", "2", "--recipes", "reference,ema,recommended,cut+loss.gan_mode=hinge",
+                        "--map", "edges",
                         "--out", str(tmp_path)], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
-    assert [row["recipe"] for row in rows] == ["reference", "ema", "recommended"]
+    assert [row["recipe"] for row in rows] == ["reference", "ema", "recommended", "cut+loss.gan_mode=hinge"]
     for row in rows:
         for key in ("psnr", "ssim", "identity_psnr", "identity_ssim", "psnr_vs_identity", "checkerboard"):
             assert np.isfinite(row[key]), key
         assert Path(row["sheet"]).is_file() and row["map"] == "edges" and row["steps"] == 3
-    assert [row["ema"] for row in rows] == [False, True, False]  # test.py's default: the EMA when kept
+        assert Path(row["terms_plot"]).is_file() and row["terms"]["step"] == 3
+    assert [row["ema"] for row in rows] == [False, True, False, False]  # test.py's default: the EMA when kept
+    # the weighted terms of each kind, and what comes back through F for the two-way ones (a 4th sheet column)
+    assert {"adv_ab", "cycle_a", "idt_a", "d_b"} <= set(rows[2]["terms"]) and {"nce", "d_b"} <= set(rows[3]["terms"])
+    assert np.isfinite(rows[2]["rec_psnr"]) and "rec_psnr" not in rows[3]
+    widths = [Image.open(row["sheet"]).size[0] for row in rows[2:]]
+    assert widths == [4 * (80 + 4) + 4, 3 * (80 + 4) + 4]
+    assert Path(rows[3]["sheet"]).name == "quality_edges_cut_loss.gan_mode_hinge.png"
     # 3 steps from the identity start: still (almost) the identity baseline; the reference starts from noise.
     assert abs(rows[2]["psnr_vs_identity"]) < 1 and rows[0]["psnr_vs_identity"] < -3
 
