@@ -387,6 +387,17 @@ def run_recipe(name: str, data: Path, work: Path, test: list[np.ndarray], kind: 
     return result
 
 
+def split_recipes(text: str) -> list[str]:
+    """--recipes at the commas outside brackets and braces (`a+key=[x,y],b` is two recipes)."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(text + ","):
+        depth += (ch in "[{") - (ch in "]}")
+        if ch == "," and depth == 0:
+            out.append(text[start:i].strip())
+            start = i + 1
+    return [r for r in out if r]
+
+
 def slug(name: str) -> str:
     """A recipe name as a file / run name (`recommended_noidt+train.lr_scales={d: 2}` has characters neither
     may hold)."""
@@ -479,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         test = build_data(tmp / "data", args.map, args.train_images, args.test_images, args.crop, args.seed)
         results = []
-        for name in args.recipes.split(","):
+        for name in split_recipes(args.recipes):
             results.append(run_recipe(name.strip(), tmp / "data", tmp / "runs", test, args.map, args))
             print(json.dumps(results[-1]), flush=True)
     bound = next((r for r in results if r["recipe"] == "paired"), None)

@@ -214,16 +214,53 @@ def test_multiscale_discriminator_validation():
     assert load_config(None, ["data.crop_size=64", "model.discriminator.scales=2"]).model.discriminator.scales == 2
 
 
-@pytest.mark.parametrize("kind", ["cyclegan", "cut"])
-def test_multiscale_discriminator_trains_and_resumes_bitwise(tiny_overrides, tmp_path, kind):
+def test_diff_augment_policies():
+    from gan.nn.networks import PatchDiscriminator, diff_augment
+
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 16, 24) + 0.5  # no zeros of its own
+    t = diff_augment(x, ("translation",))
+    for i in range(4):  # each image is itself shifted by up to 1/8 of the size, zeros shifted in
+        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-3, 4)
+                 if torch.equal(t[i], torch.roll(x[i], (dy, dx), (1, 2)) * shifted_mask(16, 24, dy, dx))]
+        assert len(found) == 1, i
+    c = diff_augment(x, ("cutout",))
+    assert all(int((c[i] == 0).all(0).sum()) == 8 * 12 for i in range(4))  # a half-size square, per image
+    assert torch.equal(c[c != 0], x[c != 0])
+    k = diff_augment(x, ("color",))
+    assert k.shape == x.shape and not torch.allclose(k, x)
+    x.requires_grad_(True)  # differentiable: the generators learn through it
+    diff_augment(x, ("translation", "cutout", "color")).sum().backward()
+    assert x.grad.abs().sum() > 0
+    d = PatchDiscriminator(3, 8, 2)
+    d.augment = ("translation", "cutout")
+    y = torch.rand(2, 3, 32, 32)
+    assert not torch.equal(d(y), d.model(y))  # training mode: augmented
+    assert torch.equal(d.eval()(y), d.model(y))  # evaluation: the image as it is
+    with pytest.raises(ConfigError, match=r"model.discriminator.augment: invalid value \['flip'\]"):
+        load_config(None, ["model.discriminator.augment=[flip]"])
+    with pytest.raises(ConfigError, match="distinct names"):
+        load_config(None, ["model.discriminator.augment=[cutout, cutout]"])
+
+
+def shifted_mask(h: int, w: int, dy: int, dx: int) -> torch.Tensor:
+    m = torch.zeros(h, w)
+    m[max(dy, 0): h + min(dy, 0), max(dx, 0): w + min(dx, 0)] = 1
+    return m
+
+
+@pytest.mark.parametrize("kind, lever", [("cyclegan", "model.discriminator.scales=2"),
+                                         ("cut", "model.discriminator.scales=2"),
+                                         ("cyclegan", "model.discriminator.augment=[translation,cutout,color]")])
+def test_discriminator_levers_train_and_resume_bitwise(tiny_overrides, tmp_path, kind, lever):
     from tests.test_cut import CUT_TINY
     from tests.test_train import straight_and_resumed, weights
 
-    over = tiny_overrides + ["model.discriminator.scales=2", "train.max_steps=5", "train.save_every=100"]
+    over = tiny_overrides + [lever, "train.max_steps=5", "train.save_every=100"]
     over += CUT_TINY if kind == "cut" else []
     straight, second = straight_and_resumed(over, tmp_path, stop_at=2)
     a, b = weights(straight), weights(second)
-    assert any(k.startswith("d_b.nets.1.") for k in a)
+    assert any(k.startswith("d_b.nets.1.") for k in a) == ("scales" in lever)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     net, _ = load_generator(straight.run_dir)  # the generator translates as any other
     assert net(torch.rand(1, 3, 24, 24)).shape == (1, 3, 24, 24)

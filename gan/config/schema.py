@@ -26,6 +26,7 @@ from gan import ConfigError
 
 Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
 Norm = Literal["instance", "batch", "none"]
+AUGMENTS = ("translation", "cutout", "color")  # model.discriminator.augment (gan.nn.networks.diff_augment)
 Metric = Literal["fid", "kid", "mifid", "edge_ssim"]
 
 VGG_LAYERS = (
@@ -82,6 +83,10 @@ class DiscriminatorConfig:
     # pix2pixHD's multi-scale discriminator: this many PatchGANs, the k-th judging the image downsampled k
     # times (3x3 average, stride 2); 1 = the single PatchGAN of the reference
     scales: int = 1
+    # DiffAugment (Zhao et al. 2020): what every image a discriminator judges (real or generated, in its own
+    # update and the generators') goes through first, differentiably: any of translation, cutout, color.
+    # Against a discriminator that memorises a small painting set; () = off
+    augment: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -483,6 +488,10 @@ def validate(cfg: Config, kinds: dict) -> None:
              "an integer >= 1")
     _require(1 <= m.discriminator.scales <= 4, "model.discriminator.scales", m.discriminator.scales,
              "an integer from 1 (one PatchGAN) to 4")
+    bad = [a for a in m.discriminator.augment if a not in AUGMENTS]
+    _require(not bad and len(set(m.discriminator.augment)) == len(m.discriminator.augment),
+             "model.discriminator.augment", list(m.discriminator.augment),
+             f"a list of distinct names from {', '.join(AUGMENTS)} (e.g. [translation, cutout]); [] = off")
     if m.discriminator.scales > 1:  # the coarsest PatchGAN must still see at least one patch
         size, need = cfg.data.crop_size, 3 * 2 ** m.discriminator.n_layers
         for _ in range(m.discriminator.scales - 1):

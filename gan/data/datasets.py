@@ -325,5 +325,9 @@ def build_train_data(cfg: Config, rank: int = 0, world_size: int = 1, device: to
         dataset, batch_size=d.batch_size, sampler=sampler, num_workers=workers,
         pin_memory=device is not None and device.type == "cuda", drop_last=True,
         persistent_workers=workers > 0, worker_init_fn=_seed_worker,
+        # its own generator for the workers' base seeds: each new iterator draws one, and drawn from the global
+        # generator that would shift what training draws from it (DiffAugment, dropout) at every epoch and
+        # resume, breaking exact resume
+        generator=torch.Generator().manual_seed(cfg.seed * 1000 + rank),
     )
     return TrainData(loader, sampler, domain_a, domain_b)
