@@ -28,7 +28,8 @@ checkerboards push it up); and a sample sheet PNG (x | T(x) | G(x) rows). One JS
 
 Recipes are the paper's recipe (configs/photo2monet.yaml) scaled down to --ngf/--blocks and --size, each
 lever added on top of the previous (reference -> resize_conv -> identity -> color -> ema), the recommended
-configs/photo2painting.yaml scaled the same way (and `recommended_noidt`, without its identity loss), CUT and
+configs/photo2painting.yaml scaled the same way (and `recommended_idt`, with the reference's identity loss 0.5:
+the recommended recipe before the structural maps; `recommended_noidt` is the same as `recommended`), CUT and
 FastCUT (configs/cut.yaml, fastcut.yaml), single levers on top of `color` (sn_d, lr_d_half, warmup, idt_low),
 and `paired`: the paired bound, the recommended generator trained with plain L1 against T(x) of its own
 training photos (pairs no unpaired recipe sees), same crops, flips, steps and optimiser. When `paired` runs,
@@ -73,11 +74,13 @@ SINGLE = {
     "idt_low": ["loss.lambda_identity=0.1"],
 }
 DEFAULT_GRID = ["reference", "resize_conv", "identity", "color", "ema"]
-# Recipes of their own config (scaled like the others): the recommended one, without its identity loss, and the
+# Recipes of their own config (scaled like the others): the recommended one, with and without an identity loss, the
 # CUT kinds (their PatchNCE layers cut to the encoder the scaled generator has)
 OWN = {
     "recommended": ("photo2painting.yaml", []),
-    "recommended_noidt": ("photo2painting.yaml", ["loss.lambda_identity=0"]),
+    # the recommended recipe until the structural maps: with the reference's identity loss
+    "recommended_idt": ("photo2painting.yaml", ["loss.lambda_identity=0.5"]),
+    "recommended_noidt": ("photo2painting.yaml", ["loss.lambda_identity=0"]),  # = recommended now (kept name)
     # is it the cycle's cost of lossy changes? the same with a cycle weight of 1 instead of 10
     "recommended_noidt_cycle1": ("photo2painting.yaml", ["loss.lambda_identity=0", "loss.lambda_cycle=1"]),
     # or the identity start? the plain generator (no skip path), no identity loss

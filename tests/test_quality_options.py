@@ -315,12 +315,12 @@ def test_quality_benchmark_smoke(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--steps", "3", "--size", "32",
                         "--crop", "40", "--ngf", "4", "--blocks", "1", "--ndf", "8", "--train-images", "4",
-                        "--test-images", "2", "--recipes", "reference,ema,recommended,cut+loss.gan_mode=hinge",
+                        "--test-images", "2", "--recipes", "reference,ema,recommended_idt,cut+loss.gan_mode=hinge",
                         "--map", "edges",
                         "--out", str(tmp_path)], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
-    assert [row["recipe"] for row in rows] == ["reference", "ema", "recommended", "cut+loss.gan_mode=hinge"]
+    assert [row["recipe"] for row in rows] == ["reference", "ema", "recommended_idt", "cut+loss.gan_mode=hinge"]
     for row in rows:
         for key in ("psnr", "ssim", "identity_psnr", "identity_ssim", "psnr_vs_identity", "checkerboard"):
             assert np.isfinite(row[key]), key
