@@ -16,8 +16,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -36,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     from gan.data.sample import painterly
     from gan.inference.engine import Engine
     from gan.inference.load import load_generator
-    from quality import nyquist_share, psnr, ssim, write_sheet
+    from quality import scores, write_sheet
 
     net, info = load_generator(args.checkpoint, "AtoB", "cpu")
     engine = Engine(net)
@@ -48,14 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         outs.append(engine.image(torch.from_numpy(x).permute(2, 0, 1), as_uint8=True))
     if not xs:
         raise SystemExit(f"no images in {Path(args.data) / 'testA'}: build the sample dataset first (make demo)")
-    mean = lambda f, a, b: round(float(np.mean([f(u, v) for u, v in zip(a, b)])), 3)  # noqa: E731
-    result = {
-        "benchmark": "demo_score", "checkpoint": str(args.checkpoint), "model": info.description,
-        "images": len(xs), "psnr": mean(psnr, outs, targets), "ssim": mean(ssim, outs, targets),
-        "identity_psnr": mean(psnr, xs, targets), "identity_ssim": mean(ssim, xs, targets),
-        "checkerboard": round(float(np.mean([nyquist_share(o) for o in outs]) /
-                                    max(np.mean([nyquist_share(t) for t in targets]), 1e-12)), 3),
-    }
+    result = {"benchmark": "demo_score", "checkpoint": str(args.checkpoint), "model": info.description,
+              "images": len(xs), **scores(xs, targets, outs)}
     squares = [i for i, x in enumerate(xs) if x.shape[0] == x.shape[1]]  # the sheet's grid: one square size
     square = [i for i in squares if xs[i].shape == xs[squares[0]].shape] if squares else [0]
     result["sheet"] = str(write_sheet([xs[i] for i in square], [targets[i] for i in square],

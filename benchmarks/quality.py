@@ -287,6 +287,18 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(structural_similarity(a, b, channel_axis=2, data_range=255))
 
 
+def scores(xs, targets, outs) -> dict:
+    """PSNR and SSIM of the outputs against the targets, the same for doing nothing (the inputs themselves), and
+    the checkerboard score: the outputs' mean Nyquist share over the targets'."""
+    def mean(f, a, b, digits):
+        return round(float(np.mean([f(u, v) for u, v in zip(a, b)])), digits)
+
+    return {"psnr": mean(psnr, outs, targets, 3), "ssim": mean(ssim, outs, targets, 4),
+            "identity_psnr": mean(psnr, xs, targets, 3), "identity_ssim": mean(ssim, xs, targets, 4),
+            "checkerboard": round(float(np.mean([nyquist_share(o) for o in outs]) /
+                                        max(np.mean([nyquist_share(t) for t in targets]), 1e-12)), 3)}
+
+
 def nyquist_share(img: np.ndarray) -> float:
     """Share of the luminance spectrum's energy (mean removed) on the Nyquist row and column."""
     lum = img.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
@@ -348,6 +360,7 @@ def run_recipe(name: str, data: Path, work: Path, test: list[np.ndarray], kind: 
     from gan.inference.load import load_generator
     from gan.data.io import to_tensor, to_uint8
     from gan.models import KINDS
+    from gan.training.checkpoint import run_dir_of
     from gan.training.trainer import train
 
     cfg = recipe_config(name, data, work, args)
@@ -369,13 +382,7 @@ def run_recipe(name: str, data: Path, work: Path, test: list[np.ndarray], kind: 
     targets = [apply_map(img, kind) for img in test]
     result = {
         "benchmark": "quality", "map": kind, "recipe": name, "steps": args.steps, "size": args.size,
-        "ngf": args.ngf, "blocks": args.blocks, "seed": args.seed,
-        "psnr": round(float(np.mean([psnr(o, t) for o, t in zip(outs, targets)])), 3),
-        "ssim": round(float(np.mean([ssim(o, t) for o, t in zip(outs, targets)])), 4),
-        "identity_psnr": round(float(np.mean([psnr(x, t) for x, t in zip(test, targets)])), 3),
-        "identity_ssim": round(float(np.mean([ssim(x, t) for x, t in zip(test, targets)])), 4),
-        "checkerboard": round(float(np.mean([nyquist_share(o) for o in outs]) /
-                                    max(np.mean([nyquist_share(t) for t in targets]), 1e-12)), 3),
+        "ngf": args.ngf, "blocks": args.blocks, "seed": args.seed, **scores(test, targets, outs),
         "ema": "EMA" in info.description, "train_seconds": round(seconds, 1),
     }
     result["psnr_vs_identity"] = round(result["psnr"] - result["identity_psnr"], 3)
@@ -383,7 +390,7 @@ def run_recipe(name: str, data: Path, work: Path, test: list[np.ndarray], kind: 
         result["rec_psnr"] = round(float(np.mean([psnr(r, x) for r, x in zip(recs, test)])), 3)
     out = Path(args.out)
     result["sheet"] = str(write_sheet(test, targets, outs, out / f"quality_{kind}_{slug(name)}.png", recs))
-    curve = read_terms(ckpt.parent.parent / "metrics.jsonl")
+    curve = read_terms(run_dir_of(ckpt))
     result["terms"] = curve[-1] if curve else {}  # the last window's mean of each weighted loss term
     if curve:
         result["terms_plot"] = str(plot_terms(curve, out / f"terms_{kind}_{slug(name)}.png", f"{kind}: {name}"))
@@ -409,11 +416,11 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
 
 
-def read_terms(path: Path) -> list[dict]:
-    """Per logged window: step and the weighted loss terms (everything but rates and learning rates)."""
-    if not path.is_file():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def read_terms(run_dir: Path) -> list[dict]:
+    """Per logged window of a run: step and the weighted loss terms (everything but rates and learning rates)."""
+    from gan.training.tracking import read_metrics
+
+    rows = read_metrics(run_dir)
     skip = ("img_per_s", "data_wait", "lr", "epoch", "cuda_mem")
     return [{k: round(v, 4) for k, v in row.items() if isinstance(v, (int, float)) and not k.startswith(skip)}
             for row in rows]

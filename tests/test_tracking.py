@@ -153,3 +153,15 @@ def test_sweep_agent_style_arguments(tiny_overrides, tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "train.py"), *args, "--train.lrr=0.001"],
                        capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert r.returncode == 2 and "train.lrr: unknown key; did you mean train.lr?" in r.stderr
+
+
+def test_read_metrics_returns_the_logged_rows_and_skips_a_cut_line(tmp_path):
+    from gan.training.tracking import Tracker, read_metrics
+
+    assert read_metrics(tmp_path) == []
+    t = Tracker(tmp_path, enabled=True)
+    t.log(2, {"loss_g": 1.5, "kid_ab": float("nan")})
+    t.log(4, {"loss_g": 1.25})
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 6, "loss_')  # a run killed mid-write
+    assert read_metrics(tmp_path) == [{"step": 2, "loss_g": 1.5, "kid_ab": "nan"}, {"step": 4, "loss_g": 1.25}]

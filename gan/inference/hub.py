@@ -47,17 +47,11 @@ def inference_nets(kind, obj: dict, path: Path, weights: str = "ema") -> tuple[d
 
 def _evaluation(run_dir: Path, obj: dict) -> dict:
     """The run's last evaluation (metrics.jsonl lines the trainer's evaluation wrote) and its best checkpoint."""
+    from gan.training.tracking import read_metrics
+
     found: dict = {}
-    try:
-        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    except OSError:
-        lines = []
-    for line in reversed(lines):
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict) and "loss_g" not in rec and any(k.endswith(("_ab", "_ba")) for k in rec):
+    for rec in reversed(read_metrics(run_dir)):
+        if "loss_g" not in rec and any(k.endswith(("_ab", "_ba")) for k in rec):
             found = {"step": rec.get("step"), **{k: v for k, v in rec.items() if k != "step"}}
             break
     if obj.get("best"):

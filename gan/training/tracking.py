@@ -65,6 +65,24 @@ def resolve_wandb_mode(mode: str) -> str:
     return "online" if wandb_credentials_configured() else "offline"
 
 
+def read_metrics(run_dir: Path) -> list[dict]:
+    """The rows `Tracker.log` wrote to `run_dir`/metrics.jsonl, in order ([] without the file); a line that is
+    not a JSON object (a run killed mid-write) is skipped."""
+    try:
+        lines = (Path(run_dir) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    rows = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
 class Tracker:
     """metrics.jsonl + samples/ + summary.json in `run_dir`, and a W&B run when configured.
     `enabled=False` makes every call a no-op (non-zero ranks)."""
