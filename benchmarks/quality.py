@@ -41,6 +41,11 @@ Any recipe can take more overrides: `recommended_noidt+model.discriminator.scale
 JSON line also has `terms`, the weighted loss terms of the last tenth of training (what each term costs it),
 `terms_plot`, a PNG of each term against steps, and for two-way kinds `rec_psnr`, PSNR of F(G(x)) against x
 (how much of the photo the cycle gets back), whose images are the sheet's fourth column.
+
+Equal wall time instead of equal steps: `--seconds S` measures each recipe's step cost on this machine (a
+60-step run of the recipe, timed by the trainer's own throughput after the first window) and trains it for
+S / cost steps, with its schedule set for that many; `steps` and `seconds_per_step` are in its JSON line. A
+recipe whose step costs half trains twice the steps.
 """
 
 from __future__ import annotations
@@ -233,18 +238,29 @@ def apply_map(img: np.ndarray, kind: str) -> np.ndarray:
     return np.clip(np.rint(y * 255), 0, 255).astype(np.uint8)
 
 
-def build_data(root: Path, kind: str, n_train: int, n_test: int, crop: int, seed: int = 0) -> list[np.ndarray]:
-    """trainA, trainB (mapped), testA (+ returns the held-out photos)."""
-    from PIL import Image
-
+def photo_crops(seed: int = 0):
+    """crops(n, size): the benchmark's photos, n random crops resized to size x size, drawn in order from one
+    generator seeded by `seed` (every script that builds the maps' data draws the same crops)."""
     from gan.data.sample import _crop, _photos
 
     photos = _photos()
     rng = np.random.default_rng(seed)
     src = [photos[k] for k in ("astronaut", "coffee", "rocket", "motorcycle_left", "chelsea")]
 
+    def crops(n: int, size: int) -> list[np.ndarray]:
+        return [cv_resize(_crop(src[i % len(src)], rng), size) for i in range(n)]
+
+    return crops
+
+
+def build_data(root: Path, kind: str, n_train: int, n_test: int, crop: int, seed: int = 0) -> list[np.ndarray]:
+    """trainA, trainB (mapped), testA (+ returns the held-out photos)."""
+    from PIL import Image
+
+    draw = photo_crops(seed)
+
     def crops(n):
-        return [cv_resize(_crop(src[i % len(src)], rng), crop) for i in range(n)]
+        return draw(n, crop)
 
     train_a = crops(n_train)
     for folder, imgs in (("trainA", train_a), ("trainB", [apply_map(c, kind) for c in crops(n_train)])):
@@ -333,10 +349,13 @@ def recipe_overrides(name: str, blocks: int = 4) -> tuple[Path, list[str]]:
     raise SystemExit(f"unknown recipe {name!r}; choose from {', '.join([*LEVERS, *OWN, 'paired', *SINGLE])}")
 
 
-def recipe_config(name: str, data: Path, work: Path, args):
-    """The Config a recipe trains with: its YAML and levers, scaled down by the benchmark's arguments."""
+def recipe_config(name: str, data: Path, work: Path, args, steps: int | None = None, log_every: int | None = None):
+    """The Config a recipe trains with: its YAML and levers, scaled down by the benchmark's arguments (`steps`
+    instead of --steps: an equal-time run's own count)."""
     from gan.config import load_config
 
+    steps = steps or args.steps
+    log_every = log_every or max(1, steps // 10)
     config, levers = recipe_overrides(name, args.blocks)
     if name == "paired":
         data = data.parent / "paired"
@@ -346,8 +365,8 @@ def recipe_config(name: str, data: Path, work: Path, args):
         "data.test_b=testB", "data.preprocess=crop", f"data.load_size={args.crop}",
         f"data.crop_size={args.size}", "data.num_workers=1", f"model.generator.ngf={args.ngf}",
         f"model.generator.n_blocks={args.blocks}", f"model.discriminator.ndf={args.ndf}",
-        f"train.max_steps={args.steps}", f"train.log_every={max(1, args.steps // 10)}",
-        f"train.sample_every={args.steps}", f"train.save_every={args.steps}", "train.keep_last=1",
+        f"train.max_steps={steps}", f"train.log_every={log_every}",
+        f"train.sample_every={steps}", f"train.save_every={steps}", "train.keep_last=1",
         f"train.output_dir={work}", "train.device=cpu", "train.precision=fp32", "tracking.wandb.mode=disabled",
         "eval.every=0", f"seed={args.seed}",
     ]
@@ -363,7 +382,11 @@ def run_recipe(name: str, data: Path, work: Path, test: list[np.ndarray], kind: 
     from gan.training.checkpoint import run_dir_of
     from gan.training.trainer import train
 
-    cfg = recipe_config(name, data, work, args)
+    steps, per_step = args.steps, None
+    if args.seconds:  # equal wall time: as many steps as this recipe's own step cost fits in the budget
+        per_step = seconds_per_step(name, data, work / "probe", args)
+        steps = max(1, round(args.seconds / per_step))
+    cfg = recipe_config(name, data, work, args, steps)
     torch.manual_seed(args.seed)
     start = time.perf_counter()
     ckpt = train(cfg)
@@ -381,11 +404,13 @@ def run_recipe(name: str, data: Path, work: Path, test: list[np.ndarray], kind: 
                 recs.append(to_uint8(back(y.clamp(-1, 1))[0]))
     targets = [apply_map(img, kind) for img in test]
     result = {
-        "benchmark": "quality", "map": kind, "recipe": name, "steps": args.steps, "size": args.size,
+        "benchmark": "quality", "map": kind, "recipe": name, "steps": steps, "size": args.size,
         "ngf": args.ngf, "blocks": args.blocks, "seed": args.seed, **scores(test, targets, outs),
         "ema": "EMA" in info.description, "train_seconds": round(seconds, 1),
     }
     result["psnr_vs_identity"] = round(result["psnr"] - result["identity_psnr"], 3)
+    if per_step is not None:
+        result["seconds_per_step"] = round(per_step, 4)
     if recs:  # how much of the photo comes back through F: what the cycle term is paying for
         result["rec_psnr"] = round(float(np.mean([psnr(r, x) for r, x in zip(recs, test)])), 3)
     out = Path(args.out)
@@ -395,6 +420,18 @@ def run_recipe(name: str, data: Path, work: Path, test: list[np.ndarray], kind: 
     if curve:
         result["terms_plot"] = str(plot_terms(curve, out / f"terms_{kind}_{slug(name)}.png", f"{kind}: {name}"))
     return result
+
+
+def seconds_per_step(name: str, data: Path, work: Path, args, windows: int = 4, window: int = 15) -> float:
+    """One training step's wall time for a recipe on this machine: a short run of the recipe itself, timed by
+    the trainer's own per-window throughput, the first window (start-up, first-touch allocations) left out."""
+    from gan.training.checkpoint import run_dir_of
+    from gan.training.tracking import read_metrics
+    from gan.training.trainer import train
+
+    cfg = recipe_config(name, data, work, args, steps=windows * window, log_every=window)
+    rows = read_metrics(run_dir_of(train(cfg)))[1:]
+    return float(np.mean([cfg.data.batch_size / row["img_per_s"] for row in rows]))
 
 
 def split_recipes(text: str) -> list[str]:
@@ -477,6 +514,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--map", default="color", choices=MAPS)
     p.add_argument("--recipes", default=",".join(DEFAULT_GRID), help="comma-separated recipe names")
     p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--seconds", type=float, default=0,
+                   help="equal wall time instead of equal steps: each recipe trains as many steps as its own "
+                        "step cost (measured first, on a short run) fits in this many seconds")
     p.add_argument("--size", type=int, default=64, help="training crop size")
     p.add_argument("--crop", type=int, default=128, help="size of the stored images (crops are taken from them)")
     p.add_argument("--ngf", type=int, default=16)

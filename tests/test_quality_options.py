@@ -376,6 +376,22 @@ def test_structural_maps_smoke_with_the_paired_bound(tmp_path, kind):
     assert all(np.isfinite(rows[i][k]) for i in (0, 1) for k in ("psnr", "ssim", "checkerboard", "train_seconds"))
 
 
+def test_quality_benchmark_at_equal_wall_time(tmp_path):
+    """--seconds: each recipe's step cost is measured on a short run of itself, and it trains as many steps as
+    fit in the budget, with its schedule (and log windows) set for that count."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--seconds", "0.4", "--size", "32",
+                        "--crop", "40", "--ngf", "4", "--blocks", "1", "--ndf", "8", "--train-images", "3",
+                        "--test-images", "2", "--recipes", "paired,fastcut", "--map", "ink", "--out", str(tmp_path)],
+                       capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()][:2]
+    for row in rows:
+        assert row["seconds_per_step"] > 0
+        assert row["steps"] == max(1, round(0.4 / row["seconds_per_step"]))
+        assert row["terms"]["step"] == row["steps"]  # trained exactly that many steps
+
+
 def test_known_maps_and_scores():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import quality
@@ -424,3 +440,36 @@ def test_demo_score_against_the_sample_sets_painterly_function(tiny_overrides, t
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "demo_score.py"), "--checkpoint", str(ckpt),
                         "--data", str(tmp_path / "none")], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode != 0 and "build the sample dataset first" in r.stderr
+
+
+def test_discriminator_probe(tmp_path):
+    """The discriminator alone: the colour grade it is shown is the least-squares colour map of the pairs, it
+    learns to put the paintings above the photos, and the script prints one line per window and batch size."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import discriminator_probe as dp
+
+    rng = np.random.default_rng(0)
+    xs = [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(3)]
+    m = np.array([[0.6, 0.1, 0.0], [0.1, 0.5, 0.1], [0.0, 0.2, 0.4]])
+    ts = [np.rint((x / 255 @ m.T + 0.1) * 255).astype(np.uint8) for x in xs]  # an exact affine colour map
+    grade = dp.colour_grade(xs, ts)
+    assert all(np.abs(grade(x).astype(int) - t).max() <= 1 for x, t in zip(xs, ts))
+    # dark photos against bright paintings: after a few steps the paintings score higher, held out too
+    cfg = load_config(None, ["model.discriminator.ndf=8", "model.discriminator.n_layers=1", "train.lr=0.002"])
+    dark = [rng.integers(0, 60, (20, 20, 3), dtype=np.uint8) for _ in range(4)]
+    bright = [rng.integers(190, 256, (20, 20, 3), dtype=np.uint8) for _ in range(4)]
+    rows = list(dp.probe(cfg, dark, bright, dark[:2], bright[:2], batch=2, steps=30, every=10, size=16, seed=0))
+    assert [r["step"] for r in rows] == [10, 20, 30] and rows[-1]["loss"] < rows[0]["loss"]
+    assert rows[-1]["held_out_real"] > rows[-1]["held_out_fake"] + 0.3
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "discriminator_probe.py"), "--steps", "5", "--every", "3",
+           "--size", "32", "--crop", "40", "--ndf", "8", "--train-images", "3", "--test-images", "2"]
+    r = subprocess.run(cmd + ["--map", "ink", "--batch", "1,2", "--set", "model.discriminator.n_layers=2"],
+                       capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(r["batch"], r["step"]) for r in rows] == [(1, 3), (1, 5), (2, 3), (2, 5)]
+    assert all(np.isfinite(r["loss"]) and r["overrides"] == ["model.discriminator.n_layers=2"] for r in rows)
+    r = subprocess.run(cmd + ["--map", "pencil"], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert r.returncode == 2 and "unknown map 'pencil'" in r.stderr and "Traceback" not in r.stderr
