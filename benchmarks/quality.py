@@ -530,18 +530,27 @@ def main(argv: list[str] | None = None) -> int:
 
     import logging
 
+    from gan import ConfigError
     from gan.cli import setup_logging
 
     setup_logging(logging.WARNING)  # one JSON line per recipe, not the trainer's chatter
     from gan.models import KINDS
 
     KINDS["paired"] = paired_kind()  # the benchmark's own kind, for the paired bound
+    recipes = split_recipes(args.recipes)
+    for name in recipes:  # every recipe's config is valid before the first one trains for minutes
+        try:
+            recipe_config(name, ROOT / "data", ROOT / "runs", args)
+        except ConfigError as e:
+            hint = (" (the paired bound trains one pair a step: for a recipe with data.batch_size=B, run paired "
+                    "with B times the --steps, the same number of images)") if name.startswith("paired+") else ""
+            p.error(f"recipe {name!r}: {e}{hint}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         test = build_data(tmp / "data", args.map, args.train_images, args.test_images, args.crop, args.seed)
         results = []
-        for name in split_recipes(args.recipes):
-            results.append(run_recipe(name.strip(), tmp / "data", tmp / "runs", test, args.map, args))
+        for name in recipes:
+            results.append(run_recipe(name, tmp / "data", tmp / "runs", test, args.map, args))
             print(json.dumps(results[-1]), flush=True)
     bound = next((r for r in results if r["recipe"] == "paired"), None)
     if bound is not None:  # each recipe as the share of the way from doing nothing to the paired bound

@@ -390,6 +390,12 @@ def test_quality_benchmark_at_equal_wall_time(tmp_path):
         assert row["seconds_per_step"] > 0
         assert row["steps"] == max(1, round(0.4 / row["seconds_per_step"]))
         assert row["terms"]["step"] == row["steps"]  # trained exactly that many steps
+    # a recipe whose config is invalid is refused before any recipe trains, with the config's message
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--recipes",
+                        "paired,recommended+data.batch_size=0"], capture_output=True, text=True, env=env, timeout=300,
+                       cwd=ROOT)
+    assert r.returncode == 2 and "recipe 'recommended+data.batch_size=0': data.batch_size" in r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
 
 
 def test_known_maps_and_scores():
