@@ -257,13 +257,9 @@ def build_data(root: Path, kind: str, n_train: int, n_test: int, crop: int, seed
     """trainA, trainB (mapped), testA (+ returns the held-out photos)."""
     from PIL import Image
 
-    draw = photo_crops(seed)
-
-    def crops(n):
-        return draw(n, crop)
-
-    train_a = crops(n_train)
-    for folder, imgs in (("trainA", train_a), ("trainB", [apply_map(c, kind) for c in crops(n_train)])):
+    crops = photo_crops(seed)
+    train_a = crops(n_train, crop)
+    for folder, imgs in (("trainA", train_a), ("trainB", [apply_map(c, kind) for c in crops(n_train, crop)])):
         (root / folder).mkdir(parents=True, exist_ok=True)
         for i, img in enumerate(imgs):
             Image.fromarray(img).save(root / folder / f"{i:03d}.png")
@@ -272,7 +268,7 @@ def build_data(root: Path, kind: str, n_train: int, n_test: int, crop: int, seed
     (paired / "trainA").mkdir(parents=True, exist_ok=True)
     for i, img in enumerate(train_a):
         Image.fromarray(np.concatenate([img, apply_map(img, kind)], 1)).save(paired / "trainA" / f"{i:03d}.png")
-    test = crops(n_test)
+    test = crops(n_test, crop)
     for folder in ("testA", "testB"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     for i, img in enumerate(test):
