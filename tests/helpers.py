@@ -7,6 +7,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+# A subprocess that has not finished after this long has hung: a hang guard only, never a speed requirement (a busy
+# 2-core host runs the suite 5-30x slower than a quiet one, and no test may fail for that).
+HANG_GUARD = 3600
+
+# What the trainer says early about the whole run's length (`_RunEstimate`): "about 42 s", "10 min", "1.6 h", "3.0 days".
+ESTIMATE = r"about \d+(\.\d)? (s|min|h|days)"
+
 TINY = [
     "model.generator.ngf=4", "model.generator.n_blocks=1", "model.discriminator.ndf=4",
     "model.discriminator.n_layers=2", "data.preprocess=resize_and_crop", "data.load_size=36",

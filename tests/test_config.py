@@ -4,6 +4,7 @@ import pytest
 
 from gan import ConfigError
 from gan.config import Config, dump_config, load_config, replace, save_config
+from tests.helpers import HANG_GUARD
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -141,7 +142,7 @@ def test_bad_extra_transform_stops_train_py_before_anything_is_written(tmp_path)
     root = Path(__file__).resolve().parents[1]
     r = subprocess.run([sys.executable, str(root / "train.py"), f"train.output_dir={tmp_path / 'runs'}",
                         f"data.root={tmp_path / 'nowhere'}", "data.extra_transforms=[{name: ColourJitter}]"],
-                       capture_output=True, text=True, cwd=root, timeout=120)
+                       capture_output=True, text=True, cwd=root, timeout=HANG_GUARD)
     assert r.returncode == 2 and "error: data.extra_transforms[0]: unknown albumentations transform" in r.stderr
     assert not (tmp_path / "runs").exists()
 

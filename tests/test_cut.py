@@ -15,7 +15,7 @@ from gan.inference.load import load_generator
 from gan.config import load_config
 from gan.models.cut import CUT, PatchHeads
 from gan.training.trainer import Trainer, prepare_run_dir
-from tests.helpers import write_images
+from tests.helpers import HANG_GUARD, write_images
 from tests.test_train import straight_and_resumed, weights
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -148,13 +148,13 @@ def test_a_cut_checkpoint_through_every_inference_path(tiny_overrides, tmp_path)
         out = tmp_path / ("out" + args[0])
         r = subprocess.run([sys.executable, str(ROOT / "test.py"), "--checkpoint", str(run), "--input",
                             str(tmp_path / "photos"), "--output", str(out), "--device", "cpu", *args],
-                           capture_output=True, text=True, timeout=300)
+                           capture_output=True, text=True, timeout=HANG_GUARD)
         assert r.returncode == 0, r.stderr
         assert len(list(out.glob("*.png"))) == 2
     for fmt, suffix in (("onnx", "onnx"), ("torchscript", "pt")):
         target = tmp_path / f"cut.{suffix}"
         r = subprocess.run([sys.executable, "-m", "gan.export", "--checkpoint", str(run), "--format", fmt,
-                            "--output", str(target)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+                            "--output", str(target)], capture_output=True, text=True, timeout=HANG_GUARD, cwd=ROOT)
         assert r.returncode == 0, r.stderr
         assert target.is_file()
     x = torch.rand(1, 3, 40, 52) * 2 - 1

@@ -12,6 +12,7 @@ import torch.multiprocessing as mp
 
 from gan.config import load_config
 from gan.training.trainer import Trainer, prepare_run_dir, train
+from tests.helpers import HANG_GUARD
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")
@@ -99,13 +100,13 @@ def test_torchrun_cli_and_resume_across_world_sizes(tiny_overrides, tmp_path):
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     # one process first, then continue with two
     r = subprocess.run([sys.executable, str(ROOT / "train.py"), *tiny_overrides, "train.max_steps=2"],
-                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=HANG_GUARD)
     assert r.returncode == 0, r.stderr
     run = tmp_path / "runs" / "tiny"
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                         "--master_port", str(free_port()), str(ROOT / "train.py"), "--resume", str(run),
                         "train.max_steps=5", "train.scale_lr=sqrt"], capture_output=True, text=True, cwd=ROOT, env=env,
-                       timeout=300)
+                       timeout=HANG_GUARD)
     assert r.returncode == 0, r.stderr[-3000:]
     state = torch.load(run / "latest.pt", weights_only=True)
     assert state["step"] == 5 and state["position"]["world_size"] == 2
@@ -117,7 +118,7 @@ def test_too_few_images_for_the_ranks(tiny_overrides, tmp_path):
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                         "--master_port", str(free_port()), str(ROOT / "train.py"), *tiny_overrides,
-                        "data.batch_size=4"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+                        "data.batch_size=4"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=HANG_GUARD)
     assert r.returncode != 0
     assert "data.batch_size=4 x 2 process(es) needs at least 8 images per domain; the larger domain has 6" in r.stderr
 

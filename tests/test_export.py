@@ -13,6 +13,7 @@ from gan.inference.export import export
 from gan.inference.onnx_runtime import OnnxGenerator
 from gan.nn.networks import ResnetGenerator
 from tests.test_translate import run_dir  # noqa: F401  (fixture)
+from tests.helpers import HANG_GUARD
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +38,7 @@ def test_export_cli_and_onnx_through_test_py(run_dir, tmp_path):  # noqa: F811
     onnx_path = tmp_path / "m.onnx"
     r = subprocess.run([sys.executable, "-m", "gan.export", "--checkpoint", str(run_dir), "--format", "onnx",
                         "--output", str(onnx_path), "--direction", "BtoA"], capture_output=True, text=True,
-                       cwd=ROOT, env=env, timeout=300)
+                       cwd=ROOT, env=env, timeout=HANG_GUARD)
     assert r.returncode == 0, r.stderr
     assert "max abs difference" in r.stderr and onnx_path.is_file()
     (tmp_path / "in").mkdir()
@@ -45,7 +46,7 @@ def test_export_cli_and_onnx_through_test_py(run_dir, tmp_path):  # noqa: F811
 
     def translate(*args):
         return subprocess.run([sys.executable, str(ROOT / "test.py"), "--input", str(tmp_path / "in"), "--precision",
-                               "fp32", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+                               "fp32", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=HANG_GUARD)
 
     # The file knows what it holds: kind, run name and direction, in its ONNX metadata.
     import json

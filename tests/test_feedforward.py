@@ -18,7 +18,7 @@ from gan.config import ConfigError, load_config
 from gan.models.adain import adain, mean_std, mix_features
 from gan.models.style import StyleNet
 from gan.training.trainer import Trainer, prepare_run_dir
-from tests.helpers import write_images
+from tests.helpers import HANG_GUARD, write_images
 from tests.test_train import straight_and_resumed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +31,7 @@ ADAIN_KIND = ["model.kind=adain", "loss.lambda_content=1", "loss.lambda_style=10
               "loss.vgg.style_layers=[relu1_1, relu2_1, relu3_1, relu4_1]", "data.batch_size=2", "train.lr=1e-4"]
 
 
-def run_py(*args, timeout=300):
+def run_py(*args, timeout=HANG_GUARD):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
     return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=ROOT, env=env,
                           timeout=timeout)

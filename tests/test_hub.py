@@ -17,7 +17,7 @@ from gan.config import load_config
 from gan.inference import hub
 from gan.inference.load import checkpoint_header, load_generator, load_style_network
 from gan.training.trainer import train
-from tests.helpers import write_images
+from tests.helpers import HANG_GUARD, write_images
 from tests.test_cut import CUT_TINY
 from tests.test_feedforward import ADAIN_KIND, STYLE_KIND
 
@@ -124,13 +124,13 @@ def test_hf_names_load_from_the_hub_cache_offline(tiny_overrides, tmp_path):
         out = tmp_path / f"out{len(outs)}"
         r = subprocess.run([sys.executable, str(ROOT / "test.py"), "--checkpoint", spec, "--input",
                             str(tmp_path / "in"), "--output", str(out), "--workers", "0"],
-                           capture_output=True, text=True, timeout=300, env=env)
+                           capture_output=True, text=True, timeout=HANG_GUARD, env=env)
         assert r.returncode == 0, (spec, r.stderr)
         outs[spec] = (out / "img_000.png").read_bytes()
     assert len(set(outs.values())) == 1
     r = subprocess.run([sys.executable, str(ROOT / "test.py"), "--checkpoint", "hf:someone/not-cached", "--input",
                         str(tmp_path / "in"), "--output", str(tmp_path / "o"), "--workers", "0"],
-                       capture_output=True, text=True, timeout=300, env=env)
+                       capture_output=True, text=True, timeout=HANG_GUARD, env=env)
     assert r.returncode == 2 and "cannot get hf:someone/not-cached" in r.stderr and "Traceback" not in r.stderr
     with pytest.raises(GanError, match="expected hf:USER/REPO or hf:USER/REPO@REVISION"):
         load_generator("hf:just-a-name")
@@ -167,12 +167,12 @@ def test_hub_command_saves_and_the_folder_exports(tiny_overrides, tmp_path):
     run = trained("cyclegan", tiny_overrides, tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     r = subprocess.run([sys.executable, "-m", "gan.hub", "save", str(run), str(tmp_path / "m")], capture_output=True,
-                       text=True, cwd=ROOT, env=env, timeout=300)
+                       text=True, cwd=ROOT, env=env, timeout=HANG_GUARD)
     assert r.returncode == 0 and "model.safetensors" in r.stderr, r.stderr
     r = subprocess.run([sys.executable, "-m", "gan.export", "--checkpoint", str(tmp_path / "m"), "--format", "onnx",
                         "--output", str(tmp_path / "m.onnx")], capture_output=True, text=True, cwd=ROOT, env=env,
-                       timeout=300)
+                       timeout=HANG_GUARD)
     assert r.returncode == 0, r.stderr
     r = subprocess.run([sys.executable, "-m", "gan.hub", "save", str(tmp_path / "nothing"), str(tmp_path / "x")],
-                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=HANG_GUARD)
     assert r.returncode == 2 and "checkpoint not found" in r.stderr

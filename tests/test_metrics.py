@@ -12,6 +12,7 @@ from gan import GanError
 from gan.config import load_config
 from gan.evaluation.metrics import Scorer, better, edge_ssim
 from gan.training.trainer import Trainer, prepare_run_dir
+from tests.helpers import HANG_GUARD
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,7 +121,7 @@ def test_evaluate_cli_writes_json(tiny_overrides, tmp_path):
     r = subprocess.run([sys.executable, "-m", "gan.evaluate", "--checkpoint", str(tmp_path / "runs" / "tiny"),
                         "--input", str(tmp_path / "data" / "testA"), "--reference", str(tmp_path / "data" / "testB"),
                         "--metrics", "edge_ssim", "--json", str(out)], capture_output=True, text=True, cwd=ROOT,
-                       env=env, timeout=300)
+                       env=env, timeout=HANG_GUARD)
     assert r.returncode == 0, r.stderr
     record = json.loads(out.read_text())
     assert record["direction"] == "AtoB" and record["results"]["n_input"] == 2
@@ -129,7 +130,7 @@ def test_evaluate_cli_writes_json(tiny_overrides, tmp_path):
     r = subprocess.run([sys.executable, "-m", "gan.evaluate", "--checkpoint", str(tmp_path / "runs" / "tiny"),
                         "--input", str(tmp_path / "data" / "testA"), "--reference", str(tmp_path / "data" / "testB"),
                         "--metrics", "fid", "--json", str(out)], capture_output=True, text=True, cwd=ROOT, env=env,
-                       timeout=300)
+                       timeout=HANG_GUARD)
     from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
     assert r.returncode == 2 and URL_INCEPTION_V3.rsplit("/", 1)[-1] in r.stderr and "Traceback" not in r.stderr

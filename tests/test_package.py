@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tests.helpers import HANG_GUARD
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ["gan-train", "gan-translate", "gan-stylize", "gan-export", "gan-evaluate", "gan-app"]
@@ -27,7 +28,7 @@ def wheel(tmp_path_factory) -> Path:
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("dist")
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                        "-q", "-w", str(out), str(src)], capture_output=True, text=True, timeout=300)
+                        "-q", "-w", str(out), str(src)], capture_output=True, text=True, timeout=HANG_GUARD)
     assert r.returncode == 0, r.stderr
     (whl,) = out.glob("gan-*.whl")
     return whl
@@ -53,7 +54,7 @@ def test_installed_into_a_fresh_virtualenv_the_commands_work(wheel, tmp_path):
     venv.create(env_dir, with_pip=False)
     py = env_dir / "bin" / "python"
     r = subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-index", "-q",
-                        str(wheel)], capture_output=True, text=True, timeout=300)
+                        str(wheel)], capture_output=True, text=True, timeout=HANG_GUARD)
     assert r.returncode == 0, r.stderr
     # The dependencies: this environment's (a .pth after the venv's own site-packages, so the wheel's gan wins).
     site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -61,7 +62,7 @@ def test_installed_into_a_fresh_virtualenv_the_commands_work(wheel, tmp_path):
     (Path(site) / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     bin_ = env_dir / "bin"
     for c in COMMANDS:
-        r = subprocess.run([str(bin_ / c), "--help"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        r = subprocess.run([str(bin_ / c), "--help"], capture_output=True, text=True, timeout=HANG_GUARD, cwd=tmp_path)
         assert r.returncode == 0 and "usage:" in r.stdout, (c, r.stderr)
     where = subprocess.run([str(py), "-c", "import gan; print(gan.__file__)"], capture_output=True, text=True,
                            cwd=tmp_path).stdout
@@ -73,7 +74,7 @@ def test_installed_into_a_fresh_virtualenv_the_commands_work(wheel, tmp_path):
     torch.save(ResnetGenerator(3, 3, ngf=4, n_blocks=1).state_dict(), tmp_path / "latest_net_G.pth")
     write_images(tmp_path / "photos", 1)
     r = subprocess.run([str(bin_ / "gan-translate"), "--checkpoint", "latest_net_G.pth", "--input", "photos",
-                        "--output", "out", "--workers", "0"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+                        "--output", "out", "--workers", "0"], capture_output=True, text=True, timeout=HANG_GUARD, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     from gan.data.io import load_image
 

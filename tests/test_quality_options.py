@@ -19,7 +19,7 @@ from gan.inference.export import export
 from gan.nn.networks import ResnetGenerator, build_generator
 from gan.training.trainer import Trainer, lr_factor, prepare_run_dir
 from gan.inference.tiling import BandOptions, translate_large
-from tests.helpers import write_images
+from tests.helpers import HANG_GUARD, write_images
 from tests.test_translate import run_test_py
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -317,7 +317,7 @@ def test_quality_benchmark_smoke(tmp_path):
                         "--crop", "40", "--ngf", "4", "--blocks", "1", "--ndf", "8", "--train-images", "4",
                         "--test-images", "2", "--recipes", "reference,ema,recommended_idt,cut+loss.gan_mode=hinge",
                         "--map", "edges",
-                        "--out", str(tmp_path)], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+                        "--out", str(tmp_path)], capture_output=True, text=True, env=env, timeout=HANG_GUARD, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert [row["recipe"] for row in rows] == ["reference", "ema", "recommended_idt", "cut+loss.gan_mode=hinge"]
@@ -367,7 +367,7 @@ def test_structural_maps_smoke_with_the_paired_bound(tmp_path, kind):
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--steps", "2", "--size", "32",
                         "--crop", "40", "--ngf", "4", "--blocks", "1", "--ndf", "8", "--train-images", "3",
                         "--test-images", "2", "--recipes", "paired,cut", "--map", kind, "--out", str(tmp_path)],
-                       capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+                       capture_output=True, text=True, env=env, timeout=HANG_GUARD, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert [(row["benchmark"], row["recipe"]) for row in rows] == [
@@ -383,7 +383,7 @@ def test_quality_benchmark_at_equal_wall_time(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--seconds", "0.4", "--size", "32",
                         "--crop", "40", "--ngf", "4", "--blocks", "1", "--ndf", "8", "--train-images", "3",
                         "--test-images", "2", "--recipes", "paired,fastcut", "--map", "ink", "--out", str(tmp_path)],
-                       capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+                       capture_output=True, text=True, env=env, timeout=HANG_GUARD, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()][:2]
     for row in rows:
@@ -392,7 +392,7 @@ def test_quality_benchmark_at_equal_wall_time(tmp_path):
         assert row["terms"]["step"] == row["steps"]  # trained exactly that many steps
     # a recipe whose config is invalid is refused before any recipe trains, with the config's message
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--recipes",
-                        "paired,recommended+data.batch_size=0"], capture_output=True, text=True, env=env, timeout=300,
+                        "paired,recommended+data.batch_size=0"], capture_output=True, text=True, env=env, timeout=HANG_GUARD,
                        cwd=ROOT)
     assert r.returncode == 2 and "recipe 'recommended+data.batch_size=0': data.batch_size" in r.stderr
     assert "Traceback" not in r.stderr and r.stdout == ""
@@ -435,7 +435,7 @@ def test_demo_score_against_the_sample_sets_painterly_function(tiny_overrides, t
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "demo_score.py"), "--checkpoint", str(ckpt),
                         "--data", str(tmp_path / "sample"), "--sheet", str(tmp_path / "sheet.png")],
-                       capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+                       capture_output=True, text=True, env=env, timeout=HANG_GUARD, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     row = json.loads(r.stdout)
     xs = [np.asarray(Image.open(f).convert("RGB")) for f in sorted((tmp_path / "sample" / "testA").iterdir())]
@@ -444,7 +444,7 @@ def test_demo_score_against_the_sample_sets_painterly_function(tiny_overrides, t
     assert row["psnr"] == row["identity_psnr"] and row["ssim"] == row["identity_ssim"]
     assert Image.open(tmp_path / "sheet.png").size == (3 * (80 + 4) + 4, 2 * (80 + 4) + 4)
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "demo_score.py"), "--checkpoint", str(ckpt),
-                        "--data", str(tmp_path / "none")], capture_output=True, text=True, env=env, timeout=300)
+                        "--data", str(tmp_path / "none")], capture_output=True, text=True, env=env, timeout=HANG_GUARD)
     assert r.returncode != 0 and "build the sample dataset first" in r.stderr
 
 
@@ -472,10 +472,10 @@ def test_discriminator_probe(tmp_path):
     cmd = [sys.executable, str(ROOT / "benchmarks" / "discriminator_probe.py"), "--steps", "5", "--every", "3",
            "--size", "32", "--crop", "40", "--ndf", "8", "--train-images", "3", "--test-images", "2"]
     r = subprocess.run(cmd + ["--map", "ink", "--batch", "1,2", "--set", "model.discriminator.n_layers=2"],
-                       capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+                       capture_output=True, text=True, env=env, timeout=HANG_GUARD, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert [(r["batch"], r["step"]) for r in rows] == [(1, 3), (1, 5), (2, 3), (2, 5)]
     assert all(np.isfinite(r["loss"]) and r["overrides"] == ["model.discriminator.n_layers=2"] for r in rows)
-    r = subprocess.run(cmd + ["--map", "pencil"], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    r = subprocess.run(cmd + ["--map", "pencil"], capture_output=True, text=True, env=env, timeout=HANG_GUARD, cwd=ROOT)
     assert r.returncode == 2 and "unknown map 'pencil'" in r.stderr and "Traceback" not in r.stderr

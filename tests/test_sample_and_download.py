@@ -8,6 +8,7 @@ from PIL import Image
 
 from gan.data.io import find_images, load_image
 from gan.data.sample import build_sample_dataset
+from tests.helpers import HANG_GUARD
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +41,7 @@ def make_zip(folder: Path, name: str, with_b: bool = True) -> Path:
 
 def run_script(*args):
     return subprocess.run([sys.executable, str(ROOT / "scripts" / "download_dataset.py"), *args],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=HANG_GUARD)
 
 
 def test_download_verify_unpack_and_refuse_overwrite(tmp_path):

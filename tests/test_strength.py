@@ -14,7 +14,7 @@ from gan import GanError
 from gan.data.io import load_image, normalize_uint8
 from gan.inference.engine import Engine, apply_strength, check_strength
 from gan.nn.networks import ResnetGenerator
-from tests.helpers import write_images
+from tests.helpers import HANG_GUARD, write_images
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,7 +93,7 @@ def test_test_py_strength(tmp_path):
     def run(out, *extra):
         return subprocess.run([sys.executable, str(ROOT / "test.py"), "--checkpoint", str(ckpt), "--input",
                                str(tmp_path / "in"), "--output", str(tmp_path / out), "--workers", "0", *extra],
-                              capture_output=True, text=True, timeout=300, cwd=ROOT)
+                              capture_output=True, text=True, timeout=HANG_GUARD, cwd=ROOT)
 
     for out, extra in (("zero", ["--strength", "0"]), ("one", ["--strength", "1"]), ("plain", [])):
         r = run(out, *extra)

@@ -15,6 +15,7 @@ from gan import GanError
 from gan.nn import losses
 from gan.stylize.colour import match_color, rgb_to_yiq
 from gan.stylize.optimise import StylizeOptions, load_vgg, normalised_weights, scale_sizes, stylize, stylize_files
+from tests.helpers import HANG_GUARD
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(size=32, min_size=16, iterations=4, style_layers=("relu1_1", "relu2_1", "relu3_1"),
@@ -126,7 +127,7 @@ def test_histogram_matching_gives_the_style_the_photos_colour_statistics():
 def run_stylize(*args):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, str(ROOT / "stylize.py"), *map(str, args)], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=300)
+                          text=True, cwd=ROOT, env=env, timeout=HANG_GUARD)
 
 
 def write(path, img):

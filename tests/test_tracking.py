@@ -11,6 +11,7 @@ import yaml
 from gan.config import load_config, replace
 from gan.training.trainer import Trainer, prepare_run_dir, train
 from tests import wandb_reader
+from tests.helpers import HANG_GUARD
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -146,12 +147,12 @@ def test_sweep_agent_style_arguments(tiny_overrides, tmp_path):
     env = {**os.environ, "WANDB_MODE": "disabled", "WANDB_SWEEP_ID": "abc", "WANDB_RUN_ID": "r123"}
     args = [f"--{o}" if o.startswith(("train.", "data.", "model.")) else o for o in tiny_overrides if o != "name=tiny"]
     r = subprocess.run([sys.executable, str(ROOT / "train.py"), *args, "--train.max_steps=2", "--train.lr=0.001"],
-                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=HANG_GUARD)
     assert r.returncode == 0, r.stderr
     saved = yaml.safe_load((tmp_path / "runs" / "quickstart-r123" / "config.yaml").read_text())
     assert saved["train"]["lr"] == 0.001 and saved["name"] == "quickstart-r123"
     r = subprocess.run([sys.executable, str(ROOT / "train.py"), *args, "--train.lrr=0.001"],
-                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=HANG_GUARD)
     assert r.returncode == 2 and "train.lrr: unknown key; did you mean train.lr?" in r.stderr
 
 

@@ -15,11 +15,12 @@ from gan.training import checkpoint as ckpt_io
 from gan.config import load_config
 from gan import DivergenceError
 from gan.training.trainer import Trainer, lr_factor, prepare_run_dir, train
+from tests.helpers import ESTIMATE, HANG_GUARD
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_train(*args, timeout=300, **kw):
+def run_train(*args, timeout=HANG_GUARD, **kw):
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=kw.get("cwd", ROOT))
@@ -140,11 +141,11 @@ def test_sigterm_saves_and_exits_zero(tiny_overrides, tmp_path):
                           "train.log_every=1", "train.save_every=100000"], cwd=ROOT, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = tmp_path / "runs" / "tiny" / "metrics.jsonl"
-    deadline = time.time() + 120
+    deadline = time.time() + HANG_GUARD
     while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
         time.sleep(0.2)
     p.send_signal(signal.SIGTERM)
-    out, err = p.communicate(timeout=120)
+    out, err = p.communicate(timeout=HANG_GUARD)
     assert p.returncode == 0, err
     assert "SIGTERM" in err and "resume with: python train.py --resume" in err
     state = torch.load(tmp_path / "runs" / "tiny" / "latest.pt", weights_only=True)
@@ -327,6 +328,17 @@ def test_the_whole_runs_time_is_said_after_the_first_steps(tiny_overrides, caplo
     said = [r.getMessage() for r in caplog.records if "s/step over steps" in r.getMessage()]
     assert len(said) == 1 and "over steps 2-11: the 3 steps left take about" in said[0]
     assert [_duration(s) for s in (42, 600, 7200, 3 * 86400)] == ["42 s", "10 min", "2.0 h", "3.0 days"]
+
+
+def test_every_estimate_a_slow_host_can_print_matches_what_the_tests_look_for():
+    """A busy host turns "about 31 min" into "about 1.6 h": every length the estimate can print, from a second to
+    weeks, is one the tests' pattern (tests.helpers.ESTIMATE) accepts, so no test depends on the host's speed."""
+    import re
+
+    from gan.training.trainer import _duration
+
+    for seconds in [0.4, 1, 59, 89.6, 90, 3599, 5400, 5760, 86399, 172799, 172800, 10 ** 6, 10 ** 7]:
+        assert re.fullmatch(ESTIMATE, f"about {_duration(seconds)}"), (seconds, _duration(seconds))
 
 
 def test_a_run_leaves_the_callers_random_state_and_cudnn_setting_alone(tiny_overrides):

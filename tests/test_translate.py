@@ -13,7 +13,7 @@ from gan.config import load_config
 from gan.training.trainer import Trainer, prepare_run_dir
 from gan.inference.load import load_generator
 from gan.inference.translate import TranslateOptions, plan_outputs, translate_folder
-from tests.helpers import write_images
+from tests.helpers import HANG_GUARD, write_images
 from tests.test_networks import reference_generator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ def run_dir(tiny_overrides, tmp_path):
 def run_test_py(*args):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, str(ROOT / "test.py"), *args], capture_output=True, text=True,
-                          timeout=300, env=env, cwd=ROOT)
+                          timeout=HANG_GUARD, env=env, cwd=ROOT)
 
 
 def test_nested_folders_odd_sizes_and_no_overwrite(run_dir, tmp_path):

@@ -15,7 +15,7 @@ from gan import GanError
 from gan.inference.engine import Engine
 from gan.nn.networks import ResnetGenerator
 from gan.inference.video import VideoOptions, translate_video
-from tests.helpers import write_images
+from tests.helpers import HANG_GUARD, write_images
 
 av = pytest.importorskip("av")
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_test_py(*args):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, str(ROOT / "test.py"), *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env=env, cwd=ROOT)
+                          timeout=HANG_GUARD, env=env, cwd=ROOT)
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps=Fraction(25), audio_s: float | None = 1.0,

@@ -17,7 +17,7 @@ import torch
 from gan import GanError
 from gan.inference import zoo
 from gan.nn.networks import ResnetGenerator
-from tests.helpers import write_images
+from tests.helpers import HANG_GUARD, write_images
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,7 +100,7 @@ def test_download_once_with_progress_then_from_the_cache_offline(mirror, tmp_pat
     env = {**os.environ, "GAN_HOME": str(tmp_path / "home"), "GAN_ZOO_URL": mirror.url}
     r = subprocess.run([sys.executable, str(ROOT / "test.py"), "--checkpoint", "zoo:style_monet", "--input",
                         str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--workers", "0"],
-                       capture_output=True, text=True, timeout=300, env=env)
+                       capture_output=True, text=True, timeout=HANG_GUARD, env=env)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "out" / "img_000.png").is_file()
 
