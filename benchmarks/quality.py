@@ -36,7 +36,7 @@ training photos (pairs no unpaired recipe sees), same crops, flips, steps and op
 a last line per recipe gives its share of the way from doing nothing to the bound (PSNR and SSIM) and its
 training wall time. Default grid: about 22 minutes on 2 CPU cores (4.5 minutes a recipe).
 
-Any recipe can take more overrides: `recommended_noidt+model.discriminator.scales=2+loss.cycle_lowpass=4` is
+Any recipe can take more overrides: `recommended_noidt+model.discriminator.scales=2+model.cyclegan.cycle_lowpass=4` is
 `recommended_noidt` with those two keys set (one lever tried without editing this file). For every recipe the
 JSON line also has `terms`, the weighted loss terms of the last tenth of training (what each term costs it),
 `terms_plot`, a PNG of each term against steps, and for two-way kinds `rec_psnr`, PSNR of F(G(x)) against x
@@ -76,7 +76,7 @@ SINGLE = {
     "sn_d": ["model.discriminator.spectral_norm=true"],
     "lr_d_half": ["train.lr_scales={d: 0.5}"],
     "warmup": ["train.warmup_steps=200"],
-    "idt_low": ["loss.lambda_identity=0.1"],
+    "idt_low": ["model.cyclegan.lambda_identity=0.1"],
 }
 DEFAULT_GRID = ["reference", "resize_conv", "identity", "color", "ema"]
 # Recipes of their own config (scaled like the others): the recommended one, with and without an identity loss, the
@@ -84,12 +84,12 @@ DEFAULT_GRID = ["reference", "resize_conv", "identity", "color", "ema"]
 OWN = {
     "recommended": ("photo2painting.yaml", []),
     # the recommended recipe until the structural maps: with the reference's identity loss
-    "recommended_idt": ("photo2painting.yaml", ["loss.lambda_identity=0.5"]),
-    "recommended_noidt": ("photo2painting.yaml", ["loss.lambda_identity=0"]),  # = recommended now (kept name)
+    "recommended_idt": ("photo2painting.yaml", ["model.cyclegan.lambda_identity=0.5"]),
+    "recommended_noidt": ("photo2painting.yaml", ["model.cyclegan.lambda_identity=0"]),  # = recommended now (kept name)
     # is it the cycle's cost of lossy changes? the same with a cycle weight of 1 instead of 10
-    "recommended_noidt_cycle1": ("photo2painting.yaml", ["loss.lambda_identity=0", "loss.lambda_cycle=1"]),
+    "recommended_noidt_cycle1": ("photo2painting.yaml", ["model.cyclegan.lambda_identity=0", "model.cyclegan.lambda_cycle=1"]),
     # or the identity start? the plain generator (no skip path), no identity loss
-    "plain_noidt": ("photo2painting.yaml", ["loss.lambda_identity=0", "model.generator.skip=none"]),
+    "plain_noidt": ("photo2painting.yaml", ["model.cyclegan.lambda_identity=0", "model.generator.skip=none"]),
     "cut": ("cut.yaml", []),
     "fastcut": ("fastcut.yaml", []),
 }

@@ -24,7 +24,29 @@ def as_version_1(state: dict) -> dict:
     old["schedulers"] = {"policy": sched["policy"], "base_lr": sched["base_lr"], "lr_g": sched["lr"]["g"],
                          "lr_d": sched["lr"]["d"]}
     del old["config"]["model"]["kind"]
+    return with_old_loss_keys(old)
+
+
+def with_old_loss_keys(state: dict) -> dict:
+    """A checkpoint whose stored config has CycleGAN's own terms where they were before they moved into
+    model.cyclegan (loss.lambda_cycle, loss.lambda_identity, loss.cycle_lowpass)."""
+    old = copy.deepcopy(state)
+    old["config"]["loss"].update(old["config"]["model"].pop("cyclegan"))
     return old
+
+
+def test_a_checkpoint_with_the_old_loss_keys_resumes_with_them(run_dir, tmp_path):  # noqa: F811
+    from gan.training.trainer import train
+
+    state = torch.load(run_dir / "latest.pt", weights_only=True)
+    old = with_old_loss_keys(state)
+    old["config"]["loss"]["lambda_identity"] = 0.25
+    torch.save(old, tmp_path / "old.pt")
+    last = train(None, resume=tmp_path / "old.pt", overrides=[f"train.max_steps={state['step'] + 1}"])
+    resumed = torch.load(last, weights_only=True)
+    assert resumed["step"] == state["step"] + 1
+    assert resumed["config"]["model"]["cyclegan"]["lambda_identity"] == 0.25
+    assert "lambda_identity" not in resumed["config"]["loss"]
 
 
 def test_schema_keys_are_exactly_the_documented_ones(run_dir):  # noqa: F811

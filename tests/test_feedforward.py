@@ -23,7 +23,7 @@ from tests.test_train import straight_and_resumed
 
 ROOT = Path(__file__).resolve().parents[1]
 
-STYLE_KIND = ["model.kind=style", "loss.lambda_content=1", "loss.lambda_style=1000", "loss.lambda_tv=0.5",
+STYLE_KIND = ["model.kind=style", "loss.lambda_content=1", "loss.lambda_style=1000", "model.style.lambda_tv=0.5",
               "loss.vgg.weights=none", "loss.vgg.content_layers=[relu2_2]",
               "loss.vgg.style_layers=[relu1_2, relu2_2]", "data.batch_size=2", "eval.metrics=[edge_ssim]",
               "eval.best=edge_ssim_ab"]

@@ -158,7 +158,7 @@ def test_objective_matches_a_hand_computation(hybrid):
     or a missing 0.5 makes this fail."""
     extra = ["loss.lambda_content=0.7", "loss.lambda_style=30", "loss.vgg.content_layers=[relu1_2]",
              "loss.vgg.style_layers=[relu1_1, relu2_1]"] if hybrid else []
-    cfg = load_config(None, TINY + ["loss.lambda_cycle=3", "loss.lambda_identity=0.25", "train.pool_size=1"] + extra)
+    cfg = load_config(None, TINY + ["model.cyclegan.lambda_cycle=3", "model.cyclegan.lambda_identity=0.25", "train.pool_size=1"] + extra)
     torch.manual_seed(0)
     m = build_cyclegan(cfg, vgg_weights="none")
     a, b = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
@@ -218,7 +218,7 @@ def _replay_pool(stored: torch.Tensor, fakes: torch.Tensor) -> torch.Tensor:
 
 
 def test_identity_weight_follows_reference_convention():
-    cfg = load_config(None, TINY + ["loss.lambda_identity=0.5", "loss.lambda_cycle=10"])
+    cfg = load_config(None, TINY + ["model.cyclegan.lambda_identity=0.5", "model.cyclegan.lambda_cycle=10"])
     m = build_cyclegan(cfg)
     a, b = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
     torch.manual_seed(0)
@@ -226,7 +226,7 @@ def test_identity_weight_follows_reference_convention():
     with torch.no_grad():
         raw = losses.identity_loss(m.g_ba(a), a)
     assert terms["idt_a"].item() == pytest.approx(5.0 * raw.item(), rel=1e-5)
-    _, terms0, _ = build_cyclegan(load_config(None, TINY + ["loss.lambda_identity=0"])).generator_loss(a, b)
+    _, terms0, _ = build_cyclegan(load_config(None, TINY + ["model.cyclegan.lambda_identity=0"])).generator_loss(a, b)
     assert "idt_a" not in terms0
 
 

@@ -44,9 +44,9 @@ def test_identity_start_returns_its_input_exactly(skip, upsample, size):
 
 def test_skip_identity_needs_equal_channels():
     with pytest.raises(ConfigError, match="model.generator.skip: invalid value 'identity'"):
-        load_config(None, ["model.generator.skip=identity", "model.out_channels=1", "loss.lambda_identity=0"])
+        load_config(None, ["model.generator.skip=identity", "model.out_channels=1", "model.cyclegan.lambda_identity=0"])
     g = build_generator(load_config(None, ["model.generator.skip=color", "model.out_channels=1", "model.generator.ngf=4",
-                                           "model.generator.n_blocks=1", "loss.lambda_identity=0"]).model)
+                                           "model.generator.n_blocks=1", "model.cyclegan.lambda_identity=0"]).model)
     x = torch.rand(1, 3, 8, 8)
     assert torch.equal(g(x), x[:, :1])  # the colour path starts as "take the first channel"
 
@@ -287,8 +287,8 @@ def test_lowpass_cycle_loss_ignores_texture_finer_than_its_pooling():
     want = F.l1_loss(F.avg_pool2d(F.pad(odd + 0.2 * (odd > 0.5), [0, 2, 0, 3], mode="replicate"), 4),
                      F.avg_pool2d(F.pad(odd, [0, 2, 0, 3], mode="replicate"), 4))
     assert torch.allclose(losses.cycle_loss(odd + 0.2 * (odd > 0.5), odd, 4), want)
-    with pytest.raises(ConfigError, match="loss.cycle_lowpass: invalid value 0"):
-        load_config(None, ["loss.cycle_lowpass=0"])
+    with pytest.raises(ConfigError, match="model.cyclegan.cycle_lowpass: invalid value 0"):
+        load_config(None, ["model.cyclegan.cycle_lowpass=0"])
 
 
 def test_lowpass_cycle_reaches_the_cyclegan_objective(tiny_overrides):
@@ -297,12 +297,12 @@ def test_lowpass_cycle_reaches_the_cyclegan_objective(tiny_overrides):
     torch.manual_seed(0)
     terms = {}
     for k in (1, 4):
-        cfg = load_config(None, tiny_overrides + [f"loss.cycle_lowpass={k}", "loss.lambda_identity=0"])
+        cfg = load_config(None, tiny_overrides + [f"model.cyclegan.cycle_lowpass={k}", "model.cyclegan.lambda_identity=0"])
         torch.manual_seed(0)
         model = CycleGAN.build(cfg, torch.device("cpu"))
         a, b = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
         _, terms[k], images = model.generator_loss(a, b)
-        want = cfg.loss.lambda_cycle * (torch.nn.functional.avg_pool2d(images["rec_a"], k) -
+        want = cfg.model.options.lambda_cycle * (torch.nn.functional.avg_pool2d(images["rec_a"], k) -
                                         torch.nn.functional.avg_pool2d(a, k)).abs().mean()
         assert torch.allclose(terms[k]["cycle_a"], want)
     assert terms[4]["cycle_a"] < terms[1]["cycle_a"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gan.config import load_config, replace
+from gan.config import to_dict, load_config, replace
 from gan.training.trainer import Trainer, prepare_run_dir, train
 from tests import wandb_reader
 from tests.helpers import HANG_GUARD
@@ -135,12 +135,10 @@ def test_sweep_parameters_validate_as_overrides():
     base = load_config(ROOT / "configs" / "quickstart.yaml")
     for key, spec in sweep["parameters"].items():
         for value in spec["values"]:
-            cfg = replace(base, [f"{key}={value}"])
-            section, _, leaf = key.rpartition(".")
-            node = cfg
-            for part in section.split("."):
-                node = getattr(node, part)
-            assert getattr(node, leaf) == value
+            node = to_dict(replace(base, [f"{key}={value}"]))  # the config as written (kinds' sections by name)
+            for part in key.split("."):
+                node = node[part]
+            assert node == value
 
 
 def test_sweep_agent_style_arguments(tiny_overrides, tmp_path):

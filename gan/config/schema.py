@@ -118,15 +118,12 @@ class VGGConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
+    """The terms more than one kind reads: the adversarial loss (cyclegan, cut) and the VGG terms (cyclegan's
+    hybrid mode, style, adain). A term of one kind lives in that kind's section (`model.cyclegan.lambda_cycle`)."""
+
     gan_mode: Literal["lsgan", "vanilla", "hinge"] = "lsgan"
-    lambda_cycle: float = 10.0
-    lambda_identity: float = 0.5  # multiplies lambda_cycle, as in the reference
-    # The cycle term compares F(G(x)) with x after a k x k average pooling (1 = pixel by pixel, the paper's):
-    # fine texture G drops (flattened paint, a line drawn over it) then costs no cycle loss
-    cycle_lowpass: int = 1
     lambda_content: float = 0.0
     lambda_style: float = 0.0
-    lambda_tv: float = 0.0  # total-variation smoothing of the output (style kind)
     vgg: VGGConfig = field(default_factory=VGGConfig)
 
 
@@ -205,8 +202,25 @@ def load_config(path: str | Path | None, overrides: typing.Sequence[str], kinds:
         raw = read_yaml(path)
     for item in overrides:
         key, value = parse_override(item)
+        if key == "model.kind" and isinstance(raw.get("model"), dict):
+            _leave_other_kinds(raw["model"], value, path, kinds)
         set_dotted(raw, key, value)
     return from_dict(raw, kinds)
+
+
+def _leave_other_kinds(model: dict, kind: Any, path: str | Path | None, kinds: dict) -> None:
+    """`model.kind=X` on the command line over a file written for another kind (`train.py model.kind=cut` on the
+    quickstart): the file's sections of other kinds are left out, saying so, instead of refusing the run. (A
+    section of another kind written by hand next to its kind is still refused: it would never be read.)"""
+    import logging
+
+    dropped = [name for name in kinds if name != kind and isinstance(model.get(name), dict) and
+               model.get("kind", "cyclegan") != kind]
+    for name in dropped:
+        del model[name]
+    if dropped:
+        logging.getLogger("gan").info("config: %s from %s not read by model kind %s: left out",
+                                      ", ".join(f"model.{n}" for n in dropped), path, kind)
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -256,9 +270,48 @@ def set_dotted(raw: dict, key: str, value: Any) -> None:
 
 
 def from_dict(raw: dict, kinds: dict) -> Config:
-    cfg = _build(Config, raw, "", kinds)
+    cfg = _build(Config, moved_keys(raw, kinds), "", kinds)
     validate(cfg, kinds)
     return cfg
+
+
+def moved_keys(raw: dict, kinds: dict) -> dict:
+    """A config written before a key moved into its kind's section (`loss.lambda_cycle` is now
+    `model.cyclegan.lambda_cycle`: each kind declares what moved in `moved_keys`), brought to today's layout, with
+    one line saying where each key lives now. A moved key of another kind than the config's is dropped (it was
+    never read by this kind), with a line when it was set to anything but its old default. Returns a new dict."""
+    import copy
+    import logging
+
+    raw = copy.deepcopy(raw)
+    if raw.get("model") is None:
+        raw["model"] = {}  # built from {}, so the default kind gets its own section's defaults too
+    model = raw["model"] if isinstance(raw["model"], dict) else {}
+    kind = model.get("kind", "cyclegan")
+    said = []
+    for name, cls in kinds.items():
+        for old, (new, old_default) in getattr(cls, "moved_keys", {}).items():
+            section, _, key = old.partition(".")
+            node = raw.get(section)
+            if not isinstance(node, dict) or key not in node:
+                continue
+            value = node.pop(key)
+            if name != kind:
+                if value != old_default:
+                    said.append(f"{old}={value!r} is a key of model kind {name} (now model.{name}.{new}); "
+                                f"ignored for kind {kind}")
+                continue
+            target = raw.setdefault("model", {}).setdefault(name, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"model.{name}: invalid value {target!r}; expected a mapping")
+            if new in target:
+                raise ConfigError(f"{old} and model.{name}.{new} are the same key, given twice: keep "
+                                  f"model.{name}.{new}")
+            target[new] = value
+            said.append(f"{old} is now model.{name}.{new} (read from the old place)")
+    if said:
+        logging.getLogger("gan").info("config: %s", "; ".join(said))
+    return raw
 
 
 def build_section(cls: type, raw: dict, prefix: str, kinds: dict) -> Any:
@@ -502,7 +555,7 @@ def validate(cfg: Config, kinds: dict) -> None:
     _require(m.init.gain > 0, "model.init.gain", m.init.gain, "a number > 0")
 
     lo = cfg.loss
-    for key in ("lambda_cycle", "lambda_identity", "lambda_content", "lambda_style", "lambda_tv"):
+    for key in ("lambda_content", "lambda_style"):
         _require(getattr(lo, key) >= 0, f"loss.{key}", getattr(lo, key), "a number >= 0")
     for key in ("content_layers", "style_layers"):
         for i, layer in enumerate(getattr(lo.vgg, key)):
@@ -511,17 +564,22 @@ def validate(cfg: Config, kinds: dict) -> None:
         _require(len(lo.vgg.content_layers) > 0, "loss.vgg.content_layers", [], "at least one layer")
     if lo.lambda_style > 0:
         _require(len(lo.vgg.style_layers) > 0, "loss.vgg.style_layers", [], "at least one layer")
+    layout = kinds[m.kind].channels  # the channel layouts the kind trains: any, same (in = out) or rgb (3 -> 3)
+    if layout == "same":
+        _require(m.out_channels == m.in_channels, "model.out_channels", m.out_channels,
+                 f"{m.in_channels} (= model.in_channels): model kind {m.kind} translates between images of the "
+                 f"same channels ({kinds[m.kind].channels_why})")
+    elif layout == "rgb":
+        for key in ("in_channels", "out_channels"):
+            _require(getattr(m, key) == 3, f"model.{key}", getattr(m, key),
+                     f"3: model kind {m.kind} takes RGB images ({kinds[m.kind].channels_why})")
     if lo.lambda_content > 0 or lo.lambda_style > 0:
-        _require(m.in_channels == 3 and m.out_channels == 3, "loss.lambda_content", lo.lambda_content,
+        key = "lambda_content" if lo.lambda_content > 0 else "lambda_style"
+        _require(m.in_channels == 3 and m.out_channels == 3, f"loss.{key}", getattr(lo, key),
                  "0 unless model.in_channels and out_channels are 3 (VGG19 takes RGB)")
     if m.generator.skip == "identity":
         _require(m.in_channels == m.out_channels, "model.generator.skip", "identity",
                  "none or color when model.in_channels != model.out_channels")
-    if lo.lambda_identity > 0:
-        _require(m.in_channels == m.out_channels, "loss.lambda_identity", lo.lambda_identity,
-                 "0 when model.in_channels != model.out_channels (identity maps need equal channels)")
-    _require(1 <= lo.cycle_lowpass <= 16, "loss.cycle_lowpass", lo.cycle_lowpass,
-             "an integer from 1 (pixel by pixel) to 16: the pooling factor the cycle term compares at")
 
     t = cfg.train
     _require(t.epochs >= 0, "train.epochs", t.epochs, "an integer >= 0")

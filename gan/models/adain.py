@@ -25,7 +25,7 @@ from torch import nn
 
 from gan.nn import losses
 from gan.config.schema import Config, LossConfig, ModelConfig
-from gan.models.base import ExportSpec, StepContext, TrainModel
+from gan.models.base import CONTENT_STYLE, ExportSpec, StepContext, TrainModel, require_vgg_terms
 
 ENCODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
@@ -191,7 +191,8 @@ class AdaIN(TrainModel):
     optimizers = {"g": ("decoder",)}
     generators: dict[str, str] = {}  # no one-input generator: content and style come in together
     domains = ("A", "B")
-    inputs = ("content", "style")
+    inputs = CONTENT_STYLE
+    channels, channels_why = "rgb", "its encoder is VGG19, which takes RGB images"
 
     @classmethod
     def load_inference(cls, model_cfg: ModelConfig, state, path) -> AdaINNet:
@@ -223,7 +224,6 @@ class AdaIN(TrainModel):
     @classmethod
     def validate_config(cls, cfg: Config) -> None:
         from gan.config.schema import VGG_LAYERS, require
-        from gan.models.style import require_vgg_terms
 
         require_vgg_terms(cfg)
         for i, layer in enumerate(cfg.loss.vgg.style_layers):

@@ -22,15 +22,17 @@ training step, and nothing else: no optimizer, no scaler, no device or precision
     Section               None, or the frozen dataclass of the kind's own config section (`model.<kind>:` in
                           YAML, `cfg.model.options` here), typed and checked like every other section
     validate_config(cfg)  classmethod: the kind's value rules beyond types (raise via gan.config.require)
+    channels              "any", "same" or "rgb": the channel layouts it trains (others are refused by name)
+    moved_keys            {old dotted key: (key in its section, old default)}: keys that moved into its section
 
 What inference, export, the band runner and the web app need of a kind:
 
     generators            (above) one-image nets: loaded by gan.inference.load.load_generator, run by every
                           one-image path (folders, bands, videos, evaluation, the app, export)
-    inputs                the inference signature: ("image",), or ("content", "style") for a kind whose
-                          network takes a style image at run time (stylize.py --model, the app's style tab)
-    load_inference(model_cfg, state, path)   classmethod, two-input kinds: the inference network from the
-                          checkpoint's nets (`state(name)` -> that net's state_dict)
+    inputs                the inference protocol: ONE_IMAGE, or CONTENT_STYLE for a kind whose network takes
+                          style images at run time (stylize.py --model, the app's Stylize tab)
+    load_inference(model_cfg, state, path)   classmethod, content-plus-style kinds: the inference network (a
+                          StyleNetwork) from the checkpoint's nets (`state(name)` -> that net's state_dict)
     export_spec(net)      staticmethod, two-input kinds: how gan.export writes and checks their network
                           (an ExportSpec); one-image generators share the generic one
 A network runs in bands (gan.inference.tiling) when it declares `band_program(norms)` beside its forward.
@@ -49,6 +51,26 @@ import torch
 from torch import nn
 
 from gan.config.schema import Config, ModelConfig
+
+
+# The inference protocols a kind offers (its `inputs`):
+ONE_IMAGE = ("image",)  # one image in, one out: `generators` names the nets (folders, bands, videos, the app, export)
+CONTENT_STYLE = ("content", "style")  # a photo and style images in: `load_inference` builds a StyleNetwork
+
+
+def one_image(kind: type["TrainModel"] | None) -> bool:
+    """Whether a kind translates one image at a time (an unknown kind, e.g. a file of another tool: yes)."""
+    return kind is None or kind.inputs == ONE_IMAGE
+
+
+class StyleNetwork(Protocol):
+    """What a content-plus-style kind's inference network offers (AdaIN's): every style-taking path (stylize.py
+    --model, the app's Stylize tab, export) calls these and nothing else."""
+
+    def stylizer(self, styles: list[torch.Tensor], weights: list[float] | None = None,
+                 alpha: float = 1.0) -> nn.Module:
+        """The network with its styles fixed: a one-input module, content (N, 3, H, W) -> stylized, any size,
+        that the inference engine runs like a generator (bands included, when it declares a band program)."""
 
 
 class StepContext(Protocol):
@@ -81,8 +103,15 @@ class TrainModel(nn.Module):
     optimizers: dict[str, tuple[str, ...]] = {}
     generators: dict[str, str] = {}
     domains: tuple[str, ...] = ("A", "B")
-    inputs: tuple[str, ...] = ("image",)
+    inputs: tuple[str, ...] = ONE_IMAGE
     Section: type | None = None
+    # The channel layouts the kind trains: "any" (model.in_channels and out_channels free), "same" (equal) or
+    # "rgb" (3 -> 3); `channels_why` says why, in the message that refuses another layout.
+    channels: str = "any"
+    channels_why: str = ""
+    # Keys that moved into the kind's section: {old dotted key: (key in model.<kind>, its old default)}; configs
+    # and checkpoints written with the old key still load (gan.config.schema.moved_keys).
+    moved_keys: dict[str, tuple[str, object]] = {}
 
     @classmethod
     def load_inference(cls, model_cfg: ModelConfig, state: Callable[[str], dict], path: Path) -> nn.Module:
@@ -128,3 +157,12 @@ class TrainModel(nn.Module):
 def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
     for net in nets:
         net.requires_grad_(flag)
+
+
+def require_vgg_terms(cfg: Config) -> None:
+    """Kinds that learn from the VGG terms alone (style, adain) need one of them on."""
+    from gan.config.schema import require
+
+    lo, m = cfg.loss, cfg.model
+    require(lo.lambda_content > 0 or lo.lambda_style > 0, "loss.lambda_style", lo.lambda_style,
+            f"> 0 (or loss.lambda_content > 0): model kind {m.kind} learns from the VGG terms alone")

@@ -134,6 +134,8 @@ class CUT(TrainModel):
     optimizers = {"g": ("g_ab",), "f": ("heads",), "d": ("d_b",)}
     generators = {"AtoB": "g_ab"}
     Section = CUTConfig
+    channels = "same"
+    channels_why = "PatchNCE reads the output with the generator's own encoder, whose input is the photo's"
 
     @classmethod
     def validate_config(cls, cfg: Config) -> None:
@@ -151,9 +153,6 @@ class CUT(TrainModel):
                 f"increasing indices of the generator's encoder layers, 0 to {n} with "
                 f"model.generator.n_blocks={m.generator.n_blocks} and antialias={m.generator.antialias} "
                 "(the paper's 0, 4, 8, 12, 16 need antialias and 5 blocks or more)")
-        if o.resolved().nce_idt:
-            require(m.in_channels == m.out_channels, "model.cut.nce_idt", True,
-                    "false when model.in_channels != model.out_channels (G(y) needs y to be an input)")
 
     def __init__(self, g_ab: ResnetGenerator, d_b: nn.Module, heads: PatchHeads, cfg: Config, seed: int = 0):
         super().__init__()

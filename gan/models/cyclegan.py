@@ -4,13 +4,15 @@ Objective, with a in domain A (photos), b in domain B (paintings):
 
     L_G = L_adv(g_ab, d_b) + L_adv(g_ba, d_a)
         + lambda_cycle * (|g_ba(g_ab(a)) - a|_1 + |g_ab(g_ba(b)) - b|_1)                    cycle
-          (with loss.cycle_lowpass = k: |P(g_ba(g_ab(a))) - P(a)|_1 ..., P a k x k average pooling)
+          (with cycle_lowpass = k: |P(g_ba(g_ab(a))) - P(a)|_1 ..., P a k x k average pooling)
         + lambda_identity * lambda_cycle * (|g_ab(b) - b|_1 + |g_ba(a) - a|_1)             identity
         + lambda_content * (C(g_ab(a), a) + C(g_ba(b), b))                 VGG content (hybrid mode)
         + lambda_style * (S(g_ab(a), style_b) + S(g_ba(b), a))               VGG Gram style (hybrid)
     L_D = 0.5 * (l(d_a(a), real) + l(d_a(pool(g_ba(b))), fake)) + the same for d_b with b and g_ab(a)
 
 style_b is the real b batch, or the mean Gram matrices of fixed style images (`loss.vgg.style_images`).
+lambda_cycle, lambda_identity and cycle_lowpass are the kind's own keys (`model.cyclegan.*`); the adversarial
+mode and the VGG terms are shared (`loss.*`).
 
 Paper / reference code / here (each discriminator here is named after the domain it judges):
 
@@ -31,16 +33,27 @@ averaging.
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from gan.nn import losses
-from gan.config.schema import Config, LossConfig, ModelConfig
+from gan.config.schema import Config, LossConfig, ModelConfig, require
 from gan.models.base import StepContext, TrainModel, set_requires_grad
 from gan.models.image_pool import ImagePool
 from gan.nn.networks import build_discriminator, build_generator, inference_generator
+
+
+@dataclass(frozen=True)
+class CycleGANConfig:
+    """`model.cyclegan`: the terms only CycleGAN has."""
+
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5  # multiplies lambda_cycle, as in the reference
+    # The cycle term compares F(G(x)) with x after a k x k average pooling (1 = pixel by pixel, the paper's):
+    # fine texture G drops (flattened paint, a line drawn over it) then costs no cycle loss
+    cycle_lowpass: int = 1
 
 
 class GeneratorPair(nn.Module):
@@ -74,16 +87,31 @@ class DiscriminatorPair(nn.Module):
 class CycleGAN(TrainModel):
     optimizers = {"g": ("g_ab", "g_ba"), "d": ("d_a", "d_b")}
     generators = {"AtoB": "g_ab", "BtoA": "g_ba"}
+    Section = CycleGANConfig
+    moved_keys = {"loss.lambda_cycle": ("lambda_cycle", 10.0), "loss.lambda_identity": ("lambda_identity", 0.5),
+                  "loss.cycle_lowpass": ("cycle_lowpass", 1)}
+
+    @classmethod
+    def validate_config(cls, cfg: Config) -> None:
+        o: CycleGANConfig = cfg.model.options
+        m = cfg.model
+        for key in ("lambda_cycle", "lambda_identity"):
+            require(getattr(o, key) >= 0, f"model.cyclegan.{key}", getattr(o, key), "a number >= 0")
+        if o.lambda_identity > 0:
+            require(m.in_channels == m.out_channels, "model.cyclegan.lambda_identity", o.lambda_identity,
+                    "0 when model.in_channels != model.out_channels (identity maps need equal channels)")
+        require(1 <= o.cycle_lowpass <= 16, "model.cyclegan.cycle_lowpass", o.cycle_lowpass,
+                "an integer from 1 (pixel by pixel) to 16: the pooling factor the cycle term compares at")
 
     def __init__(self, g_ab: nn.Module, g_ba: nn.Module, d_a: nn.Module, d_b: nn.Module, loss: LossConfig,
                  vgg: losses.VGGFeatures | None = None, style_grams_b: dict[str, torch.Tensor] | None = None,
-                 pool_size: int = 50, pool_seed: int = 0):
+                 pool_size: int = 50, pool_seed: int = 0, options: CycleGANConfig = CycleGANConfig()):
         super().__init__()
         self.g_ab, self.g_ba, self.d_a, self.d_b = g_ab, g_ba, d_a, d_b
         # Call targets of the two updates; `wrap` may replace them by DDP / compiled wrappers.
         self.g_pair: nn.Module = GeneratorPair(g_ab, g_ba)
         self.d_pair: nn.Module = DiscriminatorPair(d_a, d_b)
-        self.loss_cfg = loss
+        self.loss_cfg, self.opts = loss, options
         # A frozen submodule so .to(device) moves it; checkpoints store only the four nets.
         self.vgg = vgg
         if (loss.lambda_content > 0 or loss.lambda_style > 0) and vgg is None:
@@ -112,10 +140,10 @@ class CycleGAN(TrainModel):
                 lo.vgg.style_layers if lo.lambda_style > 0 else ())
             vgg = losses.VGGFeatures(layers, vgg_weights or lo.vgg.weights).to(device)
             if lo.lambda_style > 0 and lo.vgg.style_images:
-                grams = style_grams_from_files(vgg, lo.vgg.style_images, cfg.data.crop_size, lo.vgg.style_layers,
-                                               device)
+                grams = losses.style_grams_from_files(vgg, lo.vgg.style_images, cfg.data.crop_size,
+                                                      lo.vgg.style_layers, device)
         # Pools are per process: seeded by (seed, rank) so ranks do not mirror each other.
-        model = cls(g_ab, g_ba, d_a, d_b, lo, vgg, grams, cfg.train.pool_size, cfg.seed + 1000 * rank)
+        model = cls(g_ab, g_ba, d_a, d_b, lo, vgg, grams, cfg.train.pool_size, cfg.seed + 1000 * rank, m.options)
         return model.to(device)
 
     @property
@@ -170,18 +198,18 @@ class CycleGAN(TrainModel):
     def generator_loss(self, real_a: torch.Tensor, real_b: torch.Tensor
                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """-> (L_G, weighted terms that sum to L_G, images {fake_b, rec_a, fake_a, rec_b} still attached)."""
-        c = self.loss_cfg
+        c, o = self.loss_cfg, self.opts
         mode = c.gan_mode
-        images = self.g_pair(real_a, real_b, c.lambda_identity > 0)
+        images = self.g_pair(real_a, real_b, o.lambda_identity > 0)
         fake_b, rec_a, fake_a, rec_b = images["fake_b"], images["rec_a"], images["fake_a"], images["rec_b"]
         terms = {
             "adv_ab": losses.generator_adv_loss(self.d_b(fake_b), mode),
             "adv_ba": losses.generator_adv_loss(self.d_a(fake_a), mode),
-            "cycle_a": c.lambda_cycle * losses.cycle_loss(rec_a, real_a, c.cycle_lowpass),
-            "cycle_b": c.lambda_cycle * losses.cycle_loss(rec_b, real_b, c.cycle_lowpass),
+            "cycle_a": o.lambda_cycle * losses.cycle_loss(rec_a, real_a, o.cycle_lowpass),
+            "cycle_b": o.lambda_cycle * losses.cycle_loss(rec_b, real_b, o.cycle_lowpass),
         }
-        if c.lambda_identity > 0:
-            w = c.lambda_identity * c.lambda_cycle
+        if o.lambda_identity > 0:
+            w = o.lambda_identity * o.lambda_cycle
             terms["idt_a"] = w * losses.identity_loss(images.pop("idt_a"), real_a)
             terms["idt_b"] = w * losses.identity_loss(images.pop("idt_b"), real_b)
         if c.lambda_content > 0 or c.lambda_style > 0:
@@ -223,11 +251,3 @@ class CycleGAN(TrainModel):
         }
         return terms["d_a"] + terms["d_b"], terms
 
-
-def style_grams_from_files(vgg: losses.VGGFeatures, folder: str | Path, size: int, layers: tuple[str, ...],
-                           device: torch.device, chunk: int = 4) -> dict[str, torch.Tensor]:
-    """Mean Gram matrices of every image in a file or folder, read and passed through VGG `chunk` images at a
-    time under no_grad: memory stays that of one chunk, whatever the number of style images."""
-    from gan.data.datasets import style_image_batches
-
-    return losses.mean_gram_matrices(vgg, style_image_batches(folder, size, chunk), layers, device)

@@ -5,7 +5,7 @@ fixed style images, in one forward pass. No discriminator. Objective, for a phot
 
     L = lambda_content * sum_l mean((F_l(g_ab(a)) - F_l(a))^2)                  content layers (relu2_2)
       + lambda_style   * sum_l mean((Gram(F_l(g_ab(a))) - mean_i Gram(F_l(s_i)))^2)    style layers
-      + lambda_tv      * TV(g_ab(a))
+      + lambda_tv      * TV(g_ab(a))                                   (model.style.lambda_tv)
 
 with F the frozen VGG19 of gan/nn/losses.py, Gram normalised by c*h*w, and s_i the images of
 `loss.vgg.style_images` (one painting or several: their Gram matrices are averaged), or every image of
@@ -15,30 +15,43 @@ weights carry over: content 1e5, style 1e10 (configs/style_feedforward.yaml).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from gan.nn import losses
 from gan.config.schema import Config, LossConfig, ModelConfig, require
 from gan.data.datasets import domain_dir
-from gan.models.base import StepContext, TrainModel
-from gan.models.cyclegan import style_grams_from_files
+from gan.models.base import StepContext, TrainModel, require_vgg_terms
 from gan.nn.networks import build_generator, inference_generator
+
+
+@dataclass(frozen=True)
+class StyleConfig:
+    """`model.style`: the terms only the style kind has."""
+
+    lambda_tv: float = 0.0  # total-variation smoothing of the output
 
 
 class StyleNet(TrainModel):
     optimizers = {"g": ("g_ab",)}
     generators = {"AtoB": "g_ab"}
     domains = ("A",)
+    Section = StyleConfig
+    channels, channels_why = "rgb", "its content and style terms are VGG19 features of RGB images"
+    moved_keys = {"loss.lambda_tv": ("lambda_tv", 0.0)}
 
     @classmethod
     def validate_config(cls, cfg: Config) -> None:
         require_vgg_terms(cfg)
+        tv = cfg.model.options.lambda_tv
+        require(tv >= 0, "model.style.lambda_tv", tv, "a number >= 0")
 
     def __init__(self, g_ab: nn.Module, vgg: losses.VGGFeatures, style_grams: dict[str, torch.Tensor],
-                 loss: LossConfig):
+                 loss: LossConfig, options: StyleConfig = StyleConfig()):
         super().__init__()
-        self.g_ab, self.vgg, self.loss_cfg = g_ab, vgg, loss
+        self.g_ab, self.vgg, self.loss_cfg, self.opts = g_ab, vgg, loss, options
         self.g_call: nn.Module = g_ab  # what `wrap` may replace (DDP / compile)
         for k, g in style_grams.items():
             self.register_buffer(f"style_gram_{k}", g, persistent=False)
@@ -50,8 +63,8 @@ class StyleNet(TrainModel):
         vgg = losses.VGGFeatures(lo.vgg.content_layers + lo.vgg.style_layers, vgg_weights or lo.vgg.weights)
         vgg = vgg.to(device)
         source = lo.vgg.style_images or domain_dir(cfg.data, "train_b")
-        grams = style_grams_from_files(vgg, source, cfg.data.crop_size, lo.vgg.style_layers, device)
-        return cls(g_ab, vgg, grams, lo).to(device)
+        grams = losses.style_grams_from_files(vgg, source, cfg.data.crop_size, lo.vgg.style_layers, device)
+        return cls(g_ab, vgg, grams, lo, m.options).to(device)
 
     @property
     def nets(self) -> dict[str, nn.Module]:
@@ -75,8 +88,8 @@ class StyleNet(TrainModel):
                                                                              for k in c.vgg.content_layers}),
             "style": c.lambda_style * losses.style_loss(feats_fake, grams),
         }
-        if c.lambda_tv > 0:
-            terms["tv"] = c.lambda_tv * losses.total_variation(fake_b)
+        if self.opts.lambda_tv > 0:
+            terms["tv"] = self.opts.lambda_tv * losses.total_variation(fake_b)
         return sum(terms.values()), terms, fake_b
 
     def training_step(self, batch: dict[str, torch.Tensor], ctx: StepContext
@@ -93,9 +106,3 @@ class StyleNet(TrainModel):
         return ([[images["real_a"][i] for i in range(n)], [images["fake_b"][i] for i in range(n)]],
                 "real_a (top) / fake_b (bottom)")
 
-
-def require_vgg_terms(cfg: Config) -> None:
-    """Kinds that learn from the VGG terms alone need one of them on, and RGB images."""
-    lo, m = cfg.loss, cfg.model
-    require(lo.lambda_content > 0 or lo.lambda_style > 0, "loss.lambda_style", lo.lambda_style,
-            f"> 0 (or loss.lambda_content > 0): model kind {m.kind} learns from the VGG terms alone")

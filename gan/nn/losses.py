@@ -279,3 +279,13 @@ def _load_vgg_weights(features: nn.Sequential, weights: str, option: str) -> Non
         raise GanError(f"VGG19 weights {weights}: missing feature layers {missing[:3]} (expected torchvision's "
                        f"vgg19 state_dict, such as {VGG19_FILE})")
     features.load_state_dict(sub)
+
+
+def style_grams_from_files(vgg: VGGFeatures, folder: str | Path, size: int, layers: tuple[str, ...],
+                           device: torch.device, chunk: int = 4) -> dict[str, torch.Tensor]:
+    """Mean Gram matrices of every image in a file or folder, read and passed through VGG `chunk` images at a
+    time under no_grad: memory stays that of one chunk, whatever the number of style images (the style kind's
+    target, and CycleGAN's hybrid mode with loss.vgg.style_images)."""
+    from gan.data.datasets import style_image_batches
+
+    return mean_gram_matrices(vgg, style_image_batches(folder, size, chunk), layers, device)
