@@ -384,8 +384,9 @@ def run_recipe(name: str, data: Path, work: Path, test: list[np.ndarray], kind: 
         steps = max(1, round(args.seconds / per_step))
     cfg = recipe_config(name, data, work, args, steps)
     torch.manual_seed(args.seed)
+    probes = (alignment_probe(data, test, kind),) if cfg.model.kind != "paired" and not args.seconds else ()
     start = time.perf_counter()
-    ckpt = train(cfg)
+    ckpt = train(cfg, probes=probes)
     seconds = time.perf_counter() - start
     net, info = load_generator(ckpt, "AtoB", "cpu")
     back = None
@@ -412,10 +413,34 @@ def run_recipe(name: str, data: Path, work: Path, test: list[np.ndarray], kind: 
     out = Path(args.out)
     result["sheet"] = str(write_sheet(test, targets, outs, out / f"quality_{kind}_{slug(name)}.png", recs))
     curve = read_terms(run_dir_of(ckpt))
-    result["terms"] = curve[-1] if curve else {}  # the last window's mean of each weighted loss term
+    losses_curve = [{k: v for k, v in row.items() if not k.startswith("align_")} for row in curve]
+    result["terms"] = losses_curve[-1] if curve else {}  # the last window's mean of each weighted loss term
     if curve:
-        result["terms_plot"] = str(plot_terms(curve, out / f"terms_{kind}_{slug(name)}.png", f"{kind}: {name}"))
+        result["terms_plot"] = str(plot_terms(losses_curve, out / f"terms_{kind}_{slug(name)}.png", f"{kind}: {name}"))
+    aligned = [{"step": row["step"], **{k[6:]: v for k, v in row.items() if k.startswith("align_")}} for row in curve]
+    if len(aligned[-1] if aligned else ()) > 1:  # where the terms push the output (gan.evaluation.alignment)
+        result["alignment"] = {k: v for k, v in aligned[-1].items() if k != "step"}
+        result["alignment_curve"] = aligned
+        result["alignment_plot"] = str(plot_terms(aligned, out / f"alignment_{kind}_{slug(name)}.png",
+                                                  f"{kind}: {name}: cosine with T(x) - G(x)", signed=True))
     return result
+
+
+def alignment_probe(data: Path, test: list[np.ndarray], kind: str):
+    """gan.evaluation.alignment's probe on the held-out photos and their known targets, with four training
+    paintings for the terms that compare with real ones."""
+    from PIL import Image
+
+    from gan.data.io import to_tensor
+    from gan.evaluation.alignment import AlignmentProbe
+
+    import torch
+
+    paintings = sorted((data / "trainB").glob("*.png"))[:4]
+    size = test[0].shape[0]
+    y = [cv_resize(np.asarray(Image.open(p).convert("RGB")), size) for p in paintings]
+    stack = lambda imgs: torch.stack([to_tensor(i) for i in imgs])  # noqa: E731
+    return AlignmentProbe(stack(test), stack([apply_map(img, kind) for img in test]), stack(y))
 
 
 def seconds_per_step(name: str, data: Path, work: Path, args, windows: int = 4, window: int = 15) -> float:
@@ -459,28 +484,34 @@ def read_terms(run_dir: Path) -> list[dict]:
             for row in rows]
 
 
-def plot_terms(curve: list[dict], path: Path, title: str, w: int = 520, h: int = 300) -> Path:
-    """A line per loss term against steps (PIL only): what each term costs the recipe as it trains."""
+def plot_terms(curve: list[dict], path: Path, title: str, w: int = 520, h: int = 300, signed: bool = False) -> Path:
+    """A line per loss term against steps (PIL only): what each term costs the recipe as it trains. `signed`:
+    values from -1 to 1 (the alignment cosines), with the zero line drawn."""
     from PIL import Image, ImageDraw
 
-    names = [k for k in curve[0] if k != "step" and not k.startswith("loss_")]
+    names = sorted({k for row in curve for k in row if k != "step" and not k.startswith("loss_")},
+                   key=lambda k: list(curve[-1]).index(k) if k in curve[-1] else 99)
     img = Image.new("RGB", (w, h), "white")
     draw = ImageDraw.Draw(img)
     left, top, right, bottom = 40, 22, w - 130, h - 24
-    top_value = max([row.get(k, 0) for row in curve for k in names] + [1e-6]) * 1.05
+    top_value = 1.0 if signed else max([row.get(k, 0) for row in curve for k in names] + [1e-6]) * 1.05
+    low = -1.0 if signed else 0.0
     last = max(row["step"] for row in curve)
     draw.rectangle([left, top, right, bottom], outline=(120, 120, 120))
     draw.text((left, 4), title, fill="black")
     draw.text((4, top), f"{top_value:.2f}", fill="black")
-    draw.text((4, bottom - 10), "0", fill="black")
+    draw.text((4, bottom - 10), f"{low:g}", fill="black")
+    y_of = lambda v: bottom - (bottom - top) * (v - low) / (top_value - low)  # noqa: E731
+    if signed:
+        draw.line([(left, y_of(0)), (right, y_of(0))], fill=(180, 180, 180))
     draw.text((right - 40, bottom + 6), f"step {last}", fill="black")
     palette = [(200, 30, 30), (30, 90, 200), (20, 150, 60), (200, 120, 0), (140, 40, 170), (0, 150, 160),
                (120, 120, 120), (0, 0, 0)]
     for i, k in enumerate(names):
         colour = palette[i % len(palette)]
-        points = [(left + (right - left) * row["step"] / last, bottom - (bottom - top) * row.get(k, 0) / top_value)
-                  for row in curve]
-        draw.line(points, fill=colour, width=2)
+        points = [(left + (right - left) * row["step"] / last, y_of(row[k])) for row in curve if k in row]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2)
         draw.text((right + 8, top + 14 * i), f"{k} {curve[-1].get(k, 0):.3f}", fill=colour)
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)

@@ -124,6 +124,8 @@ def test_cyclegan_terms_and_shapes():
 class RecordingContext:
     """A StepContext that backpropagates but never steps, recording what each update saw."""
 
+    step = 0  # (R1, when on, applies at steps that are multiples of loss.r1_every: step 0 is one)
+
     def __init__(self, model):
         self.model, self.seen = model, {}
 
@@ -151,13 +153,15 @@ def _pool_that_swaps(pool, stored: torch.Tensor) -> None:
     pool.generator = torch.Generator().manual_seed(seed)
 
 
-@pytest.mark.parametrize("hybrid", [False, True])
+@pytest.mark.parametrize("hybrid", [False, True, "fm_r1"])
 def test_objective_matches_a_hand_computation(hybrid):
     """Every term of L_G and L_D recomputed here from the nets and the equations in the CycleGAN docstring,
     with unusual weights, so a dropped or misplaced weight, a D fed the fresh fakes instead of the pool's,
-    or a missing 0.5 makes this fail."""
+    or a missing 0.5 makes this fail (also feature matching and R1, with their weights)."""
     extra = ["loss.lambda_content=0.7", "loss.lambda_style=30", "loss.vgg.content_layers=[relu1_2]",
-             "loss.vgg.style_layers=[relu1_1, relu2_1]"] if hybrid else []
+             "loss.vgg.style_layers=[relu1_1, relu2_1]"] if hybrid is True else []
+    if hybrid == "fm_r1":
+        extra = ["loss.lambda_fm=0.3", "loss.fm=moments", "loss.r1_gamma=2", "loss.r1_every=4"]
     cfg = load_config(None, TINY + ["model.cyclegan.lambda_cycle=3", "model.cyclegan.lambda_identity=0.25", "train.pool_size=1"] + extra)
     torch.manual_seed(0)
     m = build_cyclegan(cfg, vgg_weights="none")
@@ -179,7 +183,19 @@ def test_objective_matches_a_hand_computation(hybrid):
             "cycle_a": 3 * l1(rec_a, a), "cycle_b": 3 * l1(rec_b, b),
             "idt_a": 0.25 * 3 * l1(m.g_ba(a), a), "idt_b": 0.25 * 3 * l1(m.g_ab(b), b),
         }
-        if hybrid:
+        if hybrid == "fm_r1":
+            def moments(d, fake, real):  # per layer: means and standard deviations over batch and positions
+                _, ff = d(fake, features=True)
+                _, fr = d(real, features=True)
+                per = [((f.mean((0, 2, 3)) - r.mean((0, 2, 3))) ** 2).mean()
+                       + ((f.transpose(0, 1).flatten(1).std(1) - r.transpose(0, 1).flatten(1).std(1)) ** 2).mean()
+                       for f, r in zip(ff, fr)]
+                assert len(per) == 3  # TINY's two-layer PatchGAN: three convs before the logits
+                return sum(per) / len(per)
+
+            want_g["fm_ab"] = 0.3 * moments(m.d_b, fake_b, b)
+            want_g["fm_ba"] = 0.3 * moments(m.d_a, fake_a, a)
+        if hybrid is True:
             fa, fb, ffa, ffb = m.vgg(a), m.vgg(b), m.vgg(fake_a), m.vgg(fake_b)
             gram = lambda f: torch.einsum("nchw,ndhw->ncd", f, f) / f[0].numel()  # noqa: E731
             want_g["content_ab"] = 0.7 * ((ffb["relu1_2"] - fa["relu1_2"]) ** 2).mean()
@@ -193,6 +209,11 @@ def test_objective_matches_a_hand_computation(hybrid):
         assert torch.equal(d_in_a[:1], z_a) and torch.equal(d_in_b[:1], z_b)  # the primed swap happened
         want_d = {"d_a": 0.5 * (ls(m.d_a(a), 1.0) + ls(m.d_a(d_in_a), 0.0)),
                   "d_b": 0.5 * (ls(m.d_b(b), 1.0) + ls(m.d_b(d_in_b), 0.0))}
+    if hybrid == "fm_r1":  # gamma / 2 x every x E |d mean_patches D(y) / dy|^2, on the real images
+        for name, d, y in (("r1_a", m.d_a, a), ("r1_b", m.d_b, b)):
+            y = y.clone().requires_grad_(True)
+            grad, = torch.autograd.grad(d(y).flatten(1).mean(1).sum(), y)
+            want_d[name] = 2 / 2 * 4 * grad.square().flatten(1).sum(1).mean()
 
     loss_g, terms_g, grads_g = ctx.seen["g"]
     loss_d, terms_d, grads_d = ctx.seen["d"]
@@ -202,7 +223,7 @@ def test_objective_matches_a_hand_computation(hybrid):
     assert loss_g.item() == pytest.approx(sum(v.item() for v in want_g.values()), rel=1e-5)
     for k, v in want_d.items():
         assert terms_d[k].item() == pytest.approx(v.item(), rel=1e-5), k
-    assert loss_d.item() == pytest.approx(want_d["d_a"].item() + want_d["d_b"].item(), rel=1e-5)
+    assert loss_d.item() == pytest.approx(sum(v.item() for v in want_d.values()), rel=1e-5)
     # The G update reaches only the generators, the D update only the discriminators.
     assert grads_g == {"g_ab": True, "g_ba": True, "d_a": False, "d_b": False}
     assert grads_d == {"g_ab": False, "g_ba": False, "d_a": True, "d_b": True}
@@ -279,3 +300,29 @@ def test_pool_state_round_trip(tmp_path):
     for i in range(10):
         x = torch.full((1, 1, 2, 2), 50.0 + i)
         assert torch.equal(pool.query(x), restored.query(x))
+
+
+def test_sliced_wasserstein_feature_matching_has_its_known_values():
+    """SWD of a set with itself is 0, and of a set moved by a constant vector v it is the mean over the
+    directions u_k of (u_k . v)^2 (every quantile moves by u_k . v): computed here with the same directions."""
+    g = torch.Generator().manual_seed(3)
+    f = torch.randn(2, 5, 6, 7, generator=g)
+    v = torch.tensor([0.5, -1.0, 2.0, 0.0, 0.3])
+    assert losses.feature_matching_loss([f], [f], "swd", torch.Generator().manual_seed(1)).item() == pytest.approx(0)
+    moved = f + v[None, :, None, None]
+    got = losses.feature_matching_loss([f], [moved], "swd", torch.Generator().manual_seed(1)).item()
+    u = torch.nn.functional.normalize(torch.randn(5, 5, generator=torch.Generator().manual_seed(1)), dim=1)
+    assert got == pytest.approx(((u @ v) ** 2).mean().item(), rel=1e-5)
+    # a real set of another size: its quantiles resampled (the same distribution, twice the samples: ~0)
+    assert losses.feature_matching_loss([f], [torch.cat([f, f])], "swd", g).item() < 1e-3
+    # moments: only means and standard deviations count
+    assert losses.feature_matching_loss([f], [moved], "moments").item() == pytest.approx((v ** 2).mean().item(),
+                                                                                          rel=1e-5)
+
+
+def test_r1_penalty_of_a_linear_discriminator():
+    """D(y) = <w, y> per patch: the gradient of the mean patch logit is w / patches... here one patch, so |w|^2."""
+    w = torch.randn(1, 3, 4, 4)
+    y = torch.rand(2, 3, 4, 4, requires_grad=True)
+    pred = (y * w).sum((1, 2, 3)).reshape(2, 1, 1, 1)
+    assert losses.r1_penalty(pred, y).item() == pytest.approx(w.square().sum().item(), rel=1e-5)

@@ -122,6 +122,14 @@ class LossConfig:
     hybrid mode, style, adain). A term of one kind lives in that kind's section (`model.cyclegan.lambda_cycle`)."""
 
     gan_mode: Literal["lsgan", "vanilla", "hinge"] = "lsgan"
+    # Feature matching (gan.nn.losses.feature_matching_loss): the generator's outputs and real images of its
+    # target domain made alike in the distribution of each discriminator layer's features; 0 = off
+    lambda_fm: float = 0.0
+    fm: Literal["moments", "swd"] = "moments"
+    # R1 penalty on real images (Mescheder et al. 2018) with weight gamma / 2, every r1_every-th step (lazy, as
+    # StyleGAN2, which then weighs it by r1_every); 0 = off
+    r1_gamma: float = 0.0
+    r1_every: int = 16
     lambda_content: float = 0.0
     lambda_style: float = 0.0
     vgg: VGGConfig = field(default_factory=VGGConfig)
@@ -555,8 +563,13 @@ def validate(cfg: Config, kinds: dict) -> None:
     _require(m.init.gain > 0, "model.init.gain", m.init.gain, "a number > 0")
 
     lo = cfg.loss
-    for key in ("lambda_content", "lambda_style"):
+    for key in ("lambda_content", "lambda_style", "lambda_fm", "r1_gamma"):
         _require(getattr(lo, key) >= 0, f"loss.{key}", getattr(lo, key), "a number >= 0")
+    _require(lo.r1_every >= 1, "loss.r1_every", lo.r1_every, "an integer >= 1 (1 = every step)")
+    if not kinds[m.kind].adversarial:
+        for key in ("lambda_fm", "r1_gamma"):
+            _require(getattr(lo, key) == 0, f"loss.{key}", getattr(lo, key),
+                     f"0: model kind {m.kind} has no discriminator")
     for key in ("content_layers", "style_layers"):
         for i, layer in enumerate(getattr(lo.vgg, key)):
             _require(layer in VGG_LAYERS, f"loss.vgg.{key}[{i}]", layer, "one of " + ", ".join(VGG_LAYERS))

@@ -24,6 +24,8 @@ training step, and nothing else: no optimizer, no scaler, no device or precision
     validate_config(cfg)  classmethod: the kind's value rules beyond types (raise via gan.config.require)
     channels              "any", "same" or "rgb": the channel layouts it trains (others are refused by name)
     moved_keys            {old dotted key: (key in its section, old default)}: keys that moved into its section
+    adversarial           whether it has discriminators (the shared adversarial loss keys apply)
+    output_terms(real_a, fake_b, real_b)   the generator terms as functions of the AtoB output (diagnostics)
 
 What inference, export, the band runner and the web app need of a kind:
 
@@ -76,6 +78,8 @@ class StyleNetwork(Protocol):
 class StepContext(Protocol):
     """What a training step may ask of the loop."""
 
+    step: int  # optimizer steps taken before this one (0 in the first)
+
     def autocast(self) -> contextlib.AbstractContextManager: ...
 
     def update(self, optimizer: str | tuple[str, ...], loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
@@ -107,6 +111,9 @@ class TrainModel(nn.Module):
     Section: type | None = None
     # The channel layouts the kind trains: "any" (model.in_channels and out_channels free), "same" (equal) or
     # "rgb" (3 -> 3); `channels_why` says why, in the message that refuses another layout.
+    # Whether it trains against discriminators: the shared adversarial keys (loss.gan_mode, lambda_fm, r1_gamma)
+    # are read only then, and refused otherwise.
+    adversarial: bool = False
     channels: str = "any"
     channels_why: str = ""
     # Keys that moved into the kind's section: {old dotted key: (key in model.<kind>, its old default)}; configs
@@ -152,6 +159,13 @@ class TrainModel(nn.Module):
     @staticmethod
     def inference_net(model_cfg: ModelConfig, name: str) -> nn.Module:
         raise NotImplementedError
+
+    def output_terms(self, real_a: torch.Tensor, fake_b: torch.Tensor, real_b: torch.Tensor
+                     ) -> dict[str, torch.Tensor]:
+        """The weighted generator terms that depend on the AtoB generator's output `fake_b` (of photos `real_a`;
+        real images of domain B in `real_b`), computed as the generator update computes them: what
+        gan.evaluation.alignment differentiates to see where each term pushes the output."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its generator terms")
 
 
 def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:

@@ -134,6 +134,7 @@ class CUT(TrainModel):
     optimizers = {"g": ("g_ab",), "f": ("heads",), "d": ("d_b",)}
     generators = {"AtoB": "g_ab"}
     Section = CUTConfig
+    adversarial = True
     channels = "same"
     channels_why = "PatchNCE reads the output with the generator's own encoder, whose input is the photo's"
 
@@ -157,11 +158,12 @@ class CUT(TrainModel):
     def __init__(self, g_ab: ResnetGenerator, d_b: nn.Module, heads: PatchHeads, cfg: Config, seed: int = 0):
         super().__init__()
         self.opts = cfg.model.options.resolved()
-        self.gan_mode = cfg.loss.gan_mode
+        self.loss_cfg, self.gan_mode = cfg.loss, cfg.loss.gan_mode
         self.g_ab, self.d_b, self.heads = g_ab, d_b, heads
         # Patch positions and flips: a generator of the kind's own, per process, kept in the checkpoint
         self.rng = torch.Generator().manual_seed(seed)
         self.g_call: nn.Module = CUTGenerator(g_ab, heads, self.opts, self.rng)
+        self.__dict__["g_core"] = self.g_call  # the plain call, whatever `wrap` makes of g_call (not a 2nd module)
         self.d_call: nn.Module = DiscriminatorCall(d_b)
 
     @classmethod
@@ -196,16 +198,23 @@ class CUT(TrainModel):
             out = self.g_call(real_a, real_b, flipped)
         fake_b = out["fake_b"]
 
-        # 1. the discriminator, on this step's output (no pool)
+        # 1. the discriminator, on this step's output (no pool) [+ R1 on the real images, every r1_every-th step]
+        lo = self.loss_cfg
+        r1 = lo.r1_gamma > 0 and ctx.step % lo.r1_every == 0
+        real_d = real_b.detach().requires_grad_(True) if r1 else real_b
         with ctx.autocast():
-            real_pred, fake_pred = self.d_call(real_b, fake_b.detach())
+            real_pred, fake_pred = self.d_call(real_d, fake_b.detach())
             loss_d = losses.discriminator_loss(real_pred, fake_pred, self.gan_mode)
-        ctx.update("d", loss_d, {"d_b": loss_d})
+            terms_d = {"d_b": loss_d}
+            if r1:
+                terms_d["r1_b"] = lo.r1_gamma / 2 * lo.r1_every * losses.r1_penalty(real_pred, real_d)
+                loss_d = loss_d + terms_d["r1_b"]
+        ctx.update("d", loss_d, terms_d)
 
         # 2. the generator and the heads, d_b frozen
         set_requires_grad([self.d_b], False)
         with ctx.autocast():
-            terms = {"adv_ab": o.lambda_gan * losses.generator_adv_loss(self.d_b(fake_b), self.gan_mode)}
+            terms = self.gan_terms(fake_b, real_b)
             if o.nce_idt:  # CUT: the two NCE terms averaged
                 terms["nce"] = 0.5 * o.lambda_nce * out["nce"]
                 terms["nce_idt"] = 0.5 * o.lambda_nce * out["nce_idt"]
@@ -220,8 +229,34 @@ class CUT(TrainModel):
         images = {"real_a": real_a, "fake_b": fake_b, "real_b": real_b}
         if o.nce_idt:
             images["idt_b"] = out["idt_b"]
-        terms = {"loss_g": loss_g, "loss_d": loss_d, **terms, "d_b": loss_d}
+        terms = {"loss_g": loss_g, "loss_d": loss_d, **terms, **terms_d}
         return {k: v.detach() for k, v in terms.items()}, {k: v.detach() for k, v in images.items()}
+
+    def gan_terms(self, fake_b: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        """adv_ab (x lambda_gan) [and fm_ab, feature matching on d_b's features of real paintings]."""
+        o, lo = self.opts, self.loss_cfg
+        terms = {}
+        if lo.lambda_fm > 0:
+            pred, feats = self.d_b(fake_b, features=True)
+            with torch.no_grad():
+                _, real_feats = self.d_b(real_b, features=True)
+            terms["fm_ab"] = lo.lambda_fm * losses.feature_matching_loss(feats, real_feats, lo.fm, self.rng)
+        else:
+            pred = self.d_b(fake_b)
+        return {"adv_ab": o.lambda_gan * losses.generator_adv_loss(pred, self.gan_mode), **terms}
+
+    def output_terms(self, real_a: torch.Tensor, fake_b: torch.Tensor, real_b: torch.Tensor
+                     ) -> dict[str, torch.Tensor]:
+        """The generator terms as functions of the output (the heads' random patch positions are drawn and the
+        kind's generator put back, so training draws the same afterwards)."""
+        o = self.opts
+        state = self.rng.get_state()
+        try:
+            terms = self.gan_terms(fake_b, real_b)
+            terms["nce"] = (0.5 if o.nce_idt else 1.0) * o.lambda_nce * self.g_core.nce(real_a, fake_b, False)
+        finally:
+            self.rng.set_state(state)
+        return terms
 
     def rank_state(self) -> dict:
         return {"rng": self.rng.get_state()}

@@ -86,6 +86,7 @@ class DiscriminatorPair(nn.Module):
 
 class CycleGAN(TrainModel):
     optimizers = {"g": ("g_ab", "g_ba"), "d": ("d_a", "d_b")}
+    adversarial = True
     generators = {"AtoB": "g_ab", "BtoA": "g_ba"}
     Section = CycleGANConfig
     moved_keys = {"loss.lambda_cycle": ("lambda_cycle", 10.0), "loss.lambda_identity": ("lambda_identity", 0.5),
@@ -122,6 +123,8 @@ class CycleGAN(TrainModel):
         # Histories of generated images for the discriminators; each draws from its own generator.
         self.pool_a = ImagePool(pool_size, seed=pool_seed * 1000 + 1)
         self.pool_b = ImagePool(pool_size, seed=pool_seed * 1000 + 2)
+        # The sliced Wasserstein feature matching's random directions (loss.fm=swd): the kind's own, checkpointed
+        self.fm_rng = torch.Generator().manual_seed(pool_seed * 1000 + 3)
 
     # ------------------------------------------------------------------------------ TrainModel interface
 
@@ -174,7 +177,7 @@ class CycleGAN(TrainModel):
         fake_a = self.pool_a.query(images["fake_a"].detach())
         fake_b = self.pool_b.query(images["fake_b"].detach())
         with ctx.autocast():
-            loss_d, terms_d = self.discriminator_loss(real_a, real_b, fake_a, fake_b)
+            loss_d, terms_d = self.discriminator_loss(real_a, real_b, fake_a, fake_b, ctx.step)
         ctx.update("d", loss_d, terms_d)
 
         terms = {"loss_g": loss_g, "loss_d": loss_d, **terms_g, **terms_d}
@@ -187,67 +190,104 @@ class CycleGAN(TrainModel):
         return rows, "real_a | fake_b | rec_a  /  real_b | fake_a | rec_b"
 
     def rank_state(self) -> dict:
-        return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
+        return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict(),
+                "fm_rng": self.fm_rng.get_state()}
 
     def load_rank_state(self, state: dict, device: torch.device) -> None:
         self.pool_a.load_state_dict(state["pool_a"], device)
         self.pool_b.load_state_dict(state["pool_b"], device)
+        if "fm_rng" in state:  # (checkpoints from before feature matching)
+            self.fm_rng.set_state(state["fm_rng"])
 
     # -------------------------------------------------------------------------------- the objective
+
+    # The generator terms in one fixed order (what they sum in, so a run's numbers do not depend on which are on).
+    TERM_ORDER = ("adv_ab", "adv_ba", "cycle_a", "cycle_b", "idt_a", "idt_b", "content_ab", "content_ba",
+                  "style_ab", "style_ba", "fm_ab", "fm_ba")
 
     def generator_loss(self, real_a: torch.Tensor, real_b: torch.Tensor
                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """-> (L_G, weighted terms that sum to L_G, images {fake_b, rec_a, fake_a, rec_b} still attached)."""
-        c, o = self.loss_cfg, self.opts
-        mode = c.gan_mode
+        o = self.opts
         images = self.g_pair(real_a, real_b, o.lambda_identity > 0)
-        fake_b, rec_a, fake_a, rec_b = images["fake_b"], images["rec_a"], images["fake_a"], images["rec_b"]
-        terms = {
-            "adv_ab": losses.generator_adv_loss(self.d_b(fake_b), mode),
-            "adv_ba": losses.generator_adv_loss(self.d_a(fake_a), mode),
-            "cycle_a": o.lambda_cycle * losses.cycle_loss(rec_a, real_a, o.cycle_lowpass),
-            "cycle_b": o.lambda_cycle * losses.cycle_loss(rec_b, real_b, o.cycle_lowpass),
-        }
+        vgg = self._vgg_memo()
+        terms = {**self.side_terms("ab", real_a, images["fake_b"], images["rec_a"], real_b, vgg),
+                 **self.side_terms("ba", real_b, images["fake_a"], images["rec_b"], real_a, vgg)}
         if o.lambda_identity > 0:
             w = o.lambda_identity * o.lambda_cycle
             terms["idt_a"] = w * losses.identity_loss(images.pop("idt_a"), real_a)
             terms["idt_b"] = w * losses.identity_loss(images.pop("idt_b"), real_b)
-        if c.lambda_content > 0 or c.lambda_style > 0:
-            terms.update(self._vgg_terms(real_a, real_b, fake_a, fake_b))
+        terms = {k: terms[k] for k in self.TERM_ORDER if k in terms}
         total = sum(terms.values())
         return total, terms, images
 
-    def _vgg_terms(self, real_a, real_b, fake_a, fake_b) -> dict[str, torch.Tensor]:
-        c = self.loss_cfg
-        feat_real_a, feat_real_b = self.vgg(real_a), self.vgg(real_b)
-        feat_fake_b, feat_fake_a = self.vgg(fake_b), self.vgg(fake_a)
+    def side_terms(self, side: str, real: torch.Tensor, fake: torch.Tensor, rec: torch.Tensor,
+                   other: torch.Tensor, vgg=None) -> dict[str, torch.Tensor]:
+        """The generator terms of one direction that depend on its output: side "ab" is g_ab's output `fake` of
+        photos `real` (fake_b of real_a), `rec` = g_ba(fake), judged by d_b against the real paintings `other`;
+        "ba" the other way. (Also what gan.evaluation.alignment differentiates: `output_terms`.)"""
+        c, o = self.loss_cfg, self.opts
+        d = self.d_b if side == "ab" else self.d_a
+        src = side[0]
         terms = {}
-        if c.lambda_content > 0:
-            layers = c.vgg.content_layers
-            terms["content_ab"] = c.lambda_content * losses.content_loss(
-                feat_fake_b, {k: feat_real_a[k] for k in layers})
-            terms["content_ba"] = c.lambda_content * losses.content_loss(
-                feat_fake_a, {k: feat_real_b[k] for k in layers})
-        if c.lambda_style > 0:
-            layers = c.vgg.style_layers
-            if self._fixed_style:
-                grams_b = {k: getattr(self, f"style_gram_{k}") for k in layers}
-            else:
-                grams_b = {k: losses.gram_matrix(feat_real_b[k]) for k in layers}
-            grams_a = {k: losses.gram_matrix(feat_real_a[k]) for k in layers}
-            terms["style_ab"] = c.lambda_style * losses.style_loss(feat_fake_b, grams_b)
-            terms["style_ba"] = c.lambda_style * losses.style_loss(feat_fake_a, grams_a)
+        if c.lambda_fm > 0:
+            pred, feats = d(fake, features=True)
+            with torch.no_grad():
+                _, real_feats = d(other, features=True)
+            terms[f"fm_{side}"] = c.lambda_fm * losses.feature_matching_loss(feats, real_feats, c.fm, self.fm_rng)
+        else:
+            pred = d(fake)
+        terms[f"adv_{side}"] = losses.generator_adv_loss(pred, c.gan_mode)
+        terms[f"cycle_{src}"] = o.lambda_cycle * losses.cycle_loss(rec, real, o.cycle_lowpass)
+        if c.lambda_content > 0 or c.lambda_style > 0:
+            vgg = vgg if vgg is not None else self._vgg_memo()
+            feat_fake = self.vgg(fake)
+            if c.lambda_content > 0:
+                terms[f"content_{side}"] = c.lambda_content * losses.content_loss(
+                    feat_fake, {k: vgg(src, real)[k] for k in c.vgg.content_layers})
+            if c.lambda_style > 0:
+                layers = c.vgg.style_layers
+                if side == "ab" and self._fixed_style:
+                    grams = {k: getattr(self, f"style_gram_{k}") for k in layers}
+                else:
+                    grams = {k: losses.gram_matrix(vgg(side[1], other)[k]) for k in layers}
+                terms[f"style_{side}"] = c.lambda_style * losses.style_loss(feat_fake, grams)
         return terms
 
+    def _vgg_memo(self):
+        """vgg(domain, images) -> VGG features of a real batch, computed once per generator update."""
+        memo: dict[str, dict[str, torch.Tensor]] = {}
+
+        def features(domain: str, images: torch.Tensor) -> dict[str, torch.Tensor]:
+            if domain not in memo:
+                memo[domain] = self.vgg(images)
+            return memo[domain]
+
+        return features
+
+    def output_terms(self, real_a: torch.Tensor, fake_b: torch.Tensor, real_b: torch.Tensor
+                     ) -> dict[str, torch.Tensor]:
+        """The generator terms that depend on g_ab's output, as the generator update computes them, for an output
+        `fake_b` of `real_a` (paintings `real_b` for the terms that compare with real ones)."""
+        return self.side_terms("ab", real_a, fake_b, self.g_ba(fake_b), real_b)
+
     def discriminator_loss(self, real_a: torch.Tensor, real_b: torch.Tensor, fake_a: torch.Tensor,
-                           fake_b: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """-> (L_D = L_d_a + L_d_b, terms). Pass pooled fakes; they are detached here."""
-        mode = self.loss_cfg.gan_mode
+                           fake_b: torch.Tensor, step: int = 1) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """-> (L_D = L_d_a + L_d_b [+ R1 on the real images, every loss.r1_every-th step], terms). Pass pooled
+        fakes; they are detached here."""
+        c = self.loss_cfg
+        r1 = c.r1_gamma > 0 and step % c.r1_every == 0
+        if r1:  # the penalty differentiates the real images' logits with respect to the images
+            real_a, real_b = real_a.detach().requires_grad_(True), real_b.detach().requires_grad_(True)
         real_pred_a, fake_pred_a, real_pred_b, fake_pred_b = self.d_pair(
             real_a, real_b, fake_a.detach(), fake_b.detach())
         terms = {
-            "d_a": losses.discriminator_loss(real_pred_a, fake_pred_a, mode),
-            "d_b": losses.discriminator_loss(real_pred_b, fake_pred_b, mode),
+            "d_a": losses.discriminator_loss(real_pred_a, fake_pred_a, c.gan_mode),
+            "d_b": losses.discriminator_loss(real_pred_b, fake_pred_b, c.gan_mode),
         }
-        return terms["d_a"] + terms["d_b"], terms
+        if r1:
+            w = c.r1_gamma / 2 * c.r1_every
+            terms["r1_a"] = w * losses.r1_penalty(real_pred_a, real_a)
+            terms["r1_b"] = w * losses.r1_penalty(real_pred_b, real_b)
+        return sum(terms.values()), terms
 

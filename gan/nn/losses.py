@@ -82,6 +82,48 @@ def patch_nce_loss(q: torch.Tensor, k: torch.Tensor, batch: int, tau: float) -> 
     return F.cross_entropy(logits.flatten(0, 1), target.flatten())
 
 
+def feature_matching_loss(fake: list[torch.Tensor], real: list[torch.Tensor], mode: str,
+                          rng: torch.Generator | None = None) -> torch.Tensor:
+    """Unpaired feature matching: the generator's outputs and real images of the target domain, each seen as a
+    distribution of feature vectors (over the batch and every position) at each of a discriminator's layers,
+    made alike layer by layer; averaged over layers. Real features are constants.
+
+    moments  (Salimans et al. 2016 matched the means; here the standard deviations too, per channel c):
+             mean_c (mu_c(fake) - mu_c(real))^2 + mean_c (sd_c(fake) - sd_c(real))^2
+    swd      sliced Wasserstein distance (Heitz et al. 2021): the features projected on C random unit directions
+             (C = the layer's channels, drawn from `rng` each call), each projection's values sorted (its
+             quantiles), mean squared difference of the sorted values; a real set of another size is resampled to
+             the fake set's size by linear interpolation of its quantiles
+
+    A dense target that does not vanish when the discriminator wins: every feature the discriminator computes
+    has its distribution on real images as the goal, whatever the logit says."""
+    total = 0.0
+    for f, r in zip(fake, real):
+        f = f.float().transpose(0, 1).flatten(1)  # (C, N*H*W)
+        r = r.detach().float().transpose(0, 1).flatten(1)
+        if mode == "moments":
+            total = total + (f.mean(1) - r.mean(1)).square().mean() + (f.std(1) - r.std(1)).square().mean()
+        elif mode == "swd":
+            c = f.shape[0]
+            directions = F.normalize(torch.randn(c, c, generator=rng).to(f.device), dim=1)  # (K, C)
+            pf = (directions @ f).sort(1).values  # (K, Nf)
+            pr = (directions @ r).sort(1).values  # (K, Nr)
+            if pr.shape[1] != pf.shape[1]:
+                pr = F.interpolate(pr[None], size=pf.shape[1], mode="linear", align_corners=True)[0]
+            total = total + (pf - pr).square().mean()
+        else:
+            raise ValueError(f"unknown feature matching mode {mode!r}")
+    return total / max(1, len(fake))
+
+
+def r1_penalty(pred: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): E ||d D(y) / dy||^2 on real images y, D(y) the mean patch logit of each image,
+    with the graph kept so the penalty trains the discriminator. `real` must require grad and `pred` come from
+    it. The caller weighs it by gamma / 2 (and, applied every k-th step only, by k: StyleGAN2's lazy form)."""
+    grad, = torch.autograd.grad(pred.float().flatten(1).mean(1).sum(), real, create_graph=True)
+    return grad.float().square().flatten(1).sum(1).mean()
+
+
 def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
     """G = F F^T / (c*h*w) for features (n, c, h, w) -> (n, c, c) (Gatys et al. 2016; normalised as in
     pytorch/examples fast_neural_style)."""

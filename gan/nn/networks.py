@@ -296,10 +296,19 @@ class PatchDiscriminator(nn.Module):
         self.model = nn.Sequential(*layers)
         self.augment: tuple[str, ...] = ()  # DiffAugment policy, applied in training mode only
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, features: bool = False):
+        """Patch logits (N, 1, h, w); with `features`, (logits, [what each conv but the last computes, before its
+        norm]) in one pass: the statistics a norm removes are part of what feature matching compares."""
         if self.augment and self.training:
             x = diff_augment(x, self.augment)
-        return self.model(x)
+        if not features:
+            return self.model(x)
+        feats, last = [], len(self.model) - 1
+        for i, layer in enumerate(self.model):
+            x = layer(x)
+            if isinstance(layer, nn.Conv2d) and i != last:
+                feats.append(x)
+        return x, feats
 
 
 class MultiScaleDiscriminator(nn.Module):
@@ -316,15 +325,20 @@ class MultiScaleDiscriminator(nn.Module):
                                   for _ in range(scales))
         self.augment: tuple[str, ...] = ()  # DiffAugment policy (once, before the scales), training mode only
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, features: bool = False):
+        """(N, P) logits of every scale; with `features`, (logits, every scale's features, finest first)."""
         if self.augment and self.training:
             x = diff_augment(x, self.augment)
-        out = []
-        for k, net in enumerate(self.nets):
+        out, feats = [], []
+        for k, net in enumerate(self.nets):  # (the scales' own nets never augment: this one did, once)
             if k:
                 x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
-            out.append(net(x).flatten(1))
-        return torch.cat(out, 1)
+            y = net(x, features)
+            if features:
+                y, f = y
+                feats += f
+            out.append(y.flatten(1))
+        return (torch.cat(out, 1), feats) if features else torch.cat(out, 1)
 
 
 def init_weights(net: nn.Module, cfg: InitConfig) -> nn.Module:

@@ -88,8 +88,12 @@ class Trainer:
     leaves nothing behind. The run directory, its config.yaml and the tracker are opened by `fit()`."""
 
     def __init__(self, cfg: Config, run_dir: Path, resume: dict | None = None, vgg_weights: str | None = None,
-                 tracker: Tracker | None = None, feature_extractor: torch.nn.Module | None = None):
+                 tracker: Tracker | None = None, feature_extractor: torch.nn.Module | None = None,
+                 probes: tuple = ()):
         self.cfg = cfg
+        # Measurements taken at every log step (rank 0): probe(trainer) -> {name: float}, logged with the losses.
+        # They run with the global generators saved and put back, so a run draws the same with or without them.
+        self.probes = tuple(probes)
         self.run_dir = Path(run_dir)
         t = cfg.train
         self.device = resolve_device(t.device)
@@ -502,6 +506,13 @@ class Trainer:
         metrics["epoch"] = self.epochs_done()
         if self.device.type == "cuda":
             metrics["cuda_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
+        if self.probes and is_main():
+            saved = ckpt_io.rng_state()
+            try:
+                for probe in self.probes:
+                    metrics.update(probe(self))
+            finally:
+                ckpt_io.set_rng_state(saved)
         self._acc, self._acc_n = {}, 0
         self.tracker.log(self.step, metrics)
         return metrics
@@ -662,7 +673,7 @@ def prepare_run_dir(cfg: Config) -> Path:
 
 
 def train(cfg: Config | None, resume: str | Path | None = None, overrides: list[str] = (),
-          vgg_weights: str | None = None) -> Path:
+          vgg_weights: str | None = None, probes: tuple = ()) -> Path:
     """Start (or with `resume`, continue) a run; returns the last checkpoint path. Under torchrun, every
     process calls this; they join the process group here."""
     if resume is not None:
@@ -676,7 +687,7 @@ def train(cfg: Config | None, resume: str | Path | None = None, overrides: list[
     try:
         if state is None:
             run_dir = check_run_dir(cfg)
-        trainer = Trainer(cfg, run_dir, resume=state, vgg_weights=vgg_weights)  # nothing on disk until fit()
+        trainer = Trainer(cfg, run_dir, resume=state, vgg_weights=vgg_weights, probes=probes)  # nothing on disk yet
         try:
             last = trainer.fit()
         finally:
