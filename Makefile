@@ -1,4 +1,4 @@
-# Shortcuts for scripts/bootstrap.py, which needs nothing but Python 3.11 and pip.
+# Shortcuts for scripts/bootstrap.py, which needs nothing but Python 3.10 or newer and pip.
 PYTHON ?= python3
 
 .PHONY: demo test

@@ -1,4 +1,4 @@
-"""Set-up and the two first commands, with nothing but Python 3.11 and pip (the Makefile calls this too).
+"""Set-up and the two first commands, with nothing but Python 3.10 or newer and pip (the Makefile calls this too).
 
     python3 scripts/bootstrap.py demo   # .venv + install, train the quickstart, translate the sample photos
     python3 scripts/bootstrap.py test   # .venv + install (with pytest), run the test suite

@@ -1,11 +1,12 @@
-"""Every command the README shows runs as written, in README order, in a folder laid out the way the README tells
-users to lay it out (datasets/my_style/photo, painting, photo_test; photos/, big.jpg, clip.mp4, ... beside them).
+"""Every command README.md and docs/*.md show runs as written, in document order (README.md first, then docs/*.md
+by name), in a folder laid out the way the README tells users to lay it out (datasets/my_style/photo,
+painting, photo_test; photos/, big.jpg, clip.mp4, ... beside them).
 
 Only sizes are made tiny: train.py gets tiny-model overrides appended (later keys win), stylize.py a small
 size and random VGG weights, and FID's Inception network is replaced by a tiny module (its weights cannot be
 downloaded here). Each command's output files are cleared before it runs, as a user trying one example after
 another would pick a fresh output. A command that cannot run on a CPU-only machine without internet is listed in
-NOT_RUN with the reason and the test that covers its path instead; a README command in neither list fails."""
+NOT_RUN with the reason and the test that covers its path instead; a command in neither list fails."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ NOT_RUN = {
     "head=$(scontrol": "SLURM",
     "python app.py": "a server that runs until stopped: tests/test_app.py drives it in a browser",
     "python scripts/download_dataset.py": "downloads: tests/test_sample_and_download.py against a local server",
-    "python benchmarks/": "timed runs at real sizes, run alone on a quiet machine (README, Benchmarks)",
+    "python benchmarks/": "timed runs at real sizes, run alone on a quiet machine (docs/benchmarks.md)",
     "bash benchmarks/gpu.sh": "needs a CUDA GPU: tests/test_cuda.py is the part that checks, and skips without one",
     "wandb ": "W&B's own command with an account: tests/test_tracking.py covers offline runs and sweep agents",
     "pip install": "installs the package: tests/test_package.py builds the wheel and installs it in a fresh virtualenv",
@@ -46,11 +47,15 @@ TRAIN_TINY = [o for o in TINY if not o.startswith("train.device")] + [
 STYLIZE_TINY = ["--vgg-weights", "none", "--min-size", "16", "--iterations", "2"]
 
 
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
 def readme_commands() -> list[str]:
-    """The commands of the README's bash blocks, continuation lines joined, comments kept (shlex drops them)."""
-    text = (ROOT / "README.md").read_text()
+    """The commands of the bash blocks of README.md and docs/*.md, in that order, continuation lines joined,
+    comments kept (shlex drops them)."""
+    blocks = [b for doc in DOCUMENTS for b in re.findall(r"```bash\n(.*?)```", doc.read_text(), re.S)]
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+    for block in blocks:
         joined = re.sub(r"\\\n\s*", " ", block)
         for line in joined.splitlines():
             line = line.strip()
@@ -101,7 +106,10 @@ def prepare(ws: Path, argv: list[str]) -> None:
 def entry(argv: list[str]):
     """(main function, its arguments, tiny additions) of a `python ...` command."""
     if argv[:2] == ["python", "-m"]:
-        return importlib.import_module(argv[2]).main, argv[3:], []
+        module = importlib.import_module(argv[2])
+        if hasattr(module, "__path__"):  # a package: `python -m` runs its __main__
+            module = importlib.import_module(f"{argv[2]}.__main__")
+        return module.main, argv[3:], []
     script = argv[1]
     spec = importlib.util.spec_from_file_location(f"readme_{Path(script).stem}", ROOT / script)
     module = importlib.util.module_from_spec(spec)
@@ -126,7 +134,27 @@ def test_readme_lists_only_commands_that_run_or_say_why():
     commands = readme_commands()
     assert len(commands) >= 25
     for c in commands:
-        assert c.startswith("python ") or not_run_reason(c), f"README command neither run nor explained: {c}"
+        assert c.startswith("python ") or not_run_reason(c), f"command neither run nor explained: {c}"
+
+
+def anchors(doc: Path) -> set[str]:
+    """GitHub's anchors of a Markdown file's headings: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.S)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+ (.*)$", text, re.M)}
+
+
+def test_relative_links_and_images_point_at_what_exists():
+    for doc in DOCUMENTS:
+        text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue  # http(s), mailto: not checked here
+            path, _, anchor = target.partition("#")
+            file = (doc.parent / path).resolve() if path else doc
+            assert file.exists(), f"{doc.name}: link to a missing file: {target}"
+            if anchor:
+                assert anchor in anchors(file), f"{doc.name}: link to a missing heading: {target}"
 
 
 def test_every_readme_command_runs_as_written(tmp_path, monkeypatch):
