@@ -46,13 +46,15 @@ def main() -> None:
     from gan.config import load_config
     from gan.models.adain import ENCODER_LAYERS, AdaINNet, Decoder
     from gan.nn.networks import build_generator
-    from gan.stylize.optimise import StylizeOptions, fit_long_side, scale_sizes, stylize
-    from gan.inference.precision import resolve_precision
+    from gan.runtime import Runtime
+    from gan.stylize.optimise import stylize
+    from gan.stylize.options import StylizeOptions, fit_long_side, scale_sizes
 
     h, w = fit_long_side(384, 512, args.size)
     x = torch.rand(1, 3, h, w) * 2 - 1
     s = torch.rand(1, 3, args.size, args.size) * 2 - 1
-    default = resolve_precision("auto", torch.device("cpu")).name
+    runtime = Runtime.resolve("cpu", "auto")
+    default = runtime.precision.name
     nets = {
         "cyclegan": build_generator(load_config(ROOT / "configs" / "photo2monet.yaml").model).eval(),
         "style": build_generator(load_config(ROOT / "configs" / "style_feedforward.yaml").model).eval(),
@@ -78,15 +80,14 @@ def main() -> None:
     # Optimisation: seconds per iteration at every scale of the defaults, times 200 iterations each.
     content = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
     style = np.random.default_rng(1).integers(0, 256, (args.size, args.size, 3), dtype=np.uint8)
-    defaults = StylizeOptions(size=args.size, precision=default)
+    defaults = StylizeOptions(size=args.size)
     vgg = losses.VGGFeatures(defaults.content_layers + defaults.style_layers, "none")
     total = 0.0
     per_scale = {}
     for long_side in scale_sizes(defaults.size, defaults.min_size):
-        opts = StylizeOptions(size=long_side, min_size=long_side, iterations=args.stylize_iterations + 1,
-                              precision=default)
+        opts = StylizeOptions(size=long_side, min_size=long_side, iterations=args.stylize_iterations + 1)
         stamps = []
-        stylize(content, [style], opts, vgg, progress=False,
+        stylize(content, [style], opts, vgg, runtime, progress=False,
                 should_stop=lambda: stamps.append(time.perf_counter()) and False)
         per_it = statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
         per_scale[long_side] = round(per_it, 3)

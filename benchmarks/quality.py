@@ -375,7 +375,7 @@ def run_recipe(name: str, data: Path, work: Path, test: list[np.ndarray], kind: 
     from gan.inference.load import load_generator
     from gan.data.io import to_tensor, to_uint8
     from gan.models import KINDS
-    from gan.training.checkpoint import run_dir_of
+    from gan.checkpoint.schema import run_dir_of
     from gan.training.trainer import train
 
     steps, per_step = args.steps, None
@@ -446,8 +446,8 @@ def alignment_probe(data: Path, test: list[np.ndarray], kind: str):
 def seconds_per_step(name: str, data: Path, work: Path, args, windows: int = 4, window: int = 15) -> float:
     """One training step's wall time for a recipe on this machine: a short run of the recipe itself, timed by
     the trainer's own per-window throughput, the first window (start-up, first-touch allocations) left out."""
-    from gan.training.checkpoint import run_dir_of
-    from gan.training.tracking import read_metrics
+    from gan.checkpoint.schema import run_dir_of
+    from gan.checkpoint.runs import read_metrics
     from gan.training.trainer import train
 
     cfg = recipe_config(name, data, work, args, steps=windows * window, log_every=window)
@@ -476,7 +476,7 @@ def slug(name: str) -> str:
 
 def read_terms(run_dir: Path) -> list[dict]:
     """Per logged window of a run: step and the weighted loss terms (everything but rates and learning rates)."""
-    from gan.training.tracking import read_metrics
+    from gan.checkpoint.runs import read_metrics
 
     rows = read_metrics(run_dir)
     skip = ("img_per_s", "data_wait", "lr", "epoch", "cuda_mem")

@@ -119,14 +119,16 @@ def plain_loop(size: int, iterations: int, warmup: int) -> float:
 def ours(size: int, iterations: int, warmup: int, precision: str) -> float:
     import torch
 
-    from gan.stylize.optimise import StylizeOptions, load_vgg, stylize
+    from gan.runtime import Runtime
+    from gan.stylize.optimise import load_vgg, stylize
+    from gan.stylize.options import StylizeOptions
 
     content, style = images(size)
-    opts = StylizeOptions(size=size, min_size=size, iterations=warmup + iterations, precision=precision,
+    opts = StylizeOptions(size=size, min_size=size, iterations=warmup + iterations,
                           content_layers=CONTENT_LAYERS, style_layers=STYLE_LAYERS)
     stamps = []
     vgg = load_vgg(opts, "none", torch.device("cpu"))
-    stylize(content, [style], opts, vgg, progress=False,
+    stylize(content, [style], opts, vgg, Runtime.resolve("cpu", precision), progress=False,
             should_stop=lambda: stamps.append(time.perf_counter()) and False)
     gaps = [b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1:])]
     return sorted(gaps)[len(gaps) // 2]
@@ -154,9 +156,9 @@ def main() -> None:
         return
     import torch
 
-    from gan.inference.precision import resolve_precision
+    from gan.runtime import Runtime
 
-    default = resolve_precision("auto", torch.device("cpu")).name
+    default = Runtime.resolve("cpu", "auto").precision.name
     for size in (int(s) for s in args.sizes.split(",")):
         row = {"benchmark": "stylize", "size": size, "iterations": args.iterations,
                "default_precision": default, "threads": torch.get_num_threads()}

@@ -103,9 +103,9 @@ def main() -> None:
         t_cli = run_test_py(ckpt, tmp / "in", tmp / "out_cli", *batch)  # test.py's defaults
         t_cli32 = run_test_py(ckpt, tmp / "in", tmp / "out_cli32", *batch, "--precision", "fp32")
         t_loop = plain_loop(net, tmp / "in", tmp / "out_loop")
-        from gan.inference.precision import resolve_precision
+        from gan.runtime import Runtime
 
-        result.update(test_py_precision=resolve_precision("auto", torch.device("cpu")).name,
+        result.update(test_py_precision=Runtime.resolve("cpu", "auto").precision.name,
                       test_py_img_s=round(args.images / t_cli, 3), test_py_fp32_img_s=round(args.images / t_cli32, 3),
                       plain_loop_img_s=round(args.images / t_loop, 3), ratio=round(t_loop / t_cli, 3),
                       ratio_fp32=round(t_loop / t_cli32, 3))

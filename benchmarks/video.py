@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gan.inference.load import load_generator  # noqa: E402
+from gan.runtime import Runtime  # noqa: E402
 from gan.inference.engine import Engine  # noqa: E402
 from gan.inference.video import SMOOTH_DEFAULT, STATS_MODES, VideoOptions, translate_video  # noqa: E402
 
@@ -150,9 +151,9 @@ def main() -> None:
     if not Path(args.checkpoint).exists():
         sys.exit(f"no model at {args.checkpoint}: train one first (python3 scripts/bootstrap.py demo) or pass "
                  "--checkpoint")
-    device = torch.device("cpu")
-    net, info = load_generator(args.checkpoint, "AtoB", device)
-    engine = Engine(net, device, args.precision)
+    runtime = Runtime.resolve("cpu", args.precision)
+    net, info = load_generator(args.checkpoint, "AtoB", runtime.device)
+    engine = Engine(net, runtime)
     precision = engine.precision.name
 
     rows = []

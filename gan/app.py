@@ -4,8 +4,11 @@ app.py (Gradio is not needed elsewhere).
 
     python app.py [--runs runs/] [--checkpoint CKPT ...] [--host 127.0.0.1] [--port 7860] [--auth USER:PASS]
 
-Everything calls the functions test.py and stylize.py call (gan.inference.translate.translate_image, gan.stylize.optimise.stylize
-and stylize_feedforward, gan.inference.load.load_generator / load_style_network); nothing is re-implemented here.
+Everything calls what test.py and stylize.py call: the inference engine (gan.inference.engine, with the
+runtime policy gan.runtime resolved once at start-up), gan.stylize.optimise.stylize,
+gan.inference.feedforward.stylize_feedforward and the model loaders; nothing is re-implemented here. `Backend`
+holds the models found at start-up (a few loaded at a time) and does the work; `Handlers` turn the page's
+values into calls of it.
 
 Safety: the models a visitor can pick are the ones found at start-up (under --runs, and each --checkpoint); a
 visitor names them by label and the label is looked up here, so no path typed in the page is ever opened.
@@ -32,7 +35,10 @@ import numpy as np
 import torch
 
 from gan import GanError, ImageDecodeError
-from gan.data.io import resize_short_side, unit_to_uint8
+from gan.data.io import resize_short_side, side_by_side, unit_to_uint8
+from gan.inference.engine import MAX_STRENGTH
+from gan.models.base import CONTENT_STYLE, ONE_IMAGE
+from gan.runtime import Runtime
 
 log = logging.getLogger("gan")
 
@@ -44,8 +50,8 @@ log = logging.getLogger("gan")
 class Model:
     label: str  # what the page shows and sends back
     path: Path
-    kind: str  # "generator" (one image in: CycleGAN, CUT, style, reference zoo, exports) or "style" (content +
-    # style images in, e.g. AdaIN): the inference signature of the model's kind (TrainModel.inputs)
+    inputs: tuple[str, ...]  # its kind's inference protocol: ONE_IMAGE (CycleGAN, CUT, style, the reference zoo,
+    # exports) or CONTENT_STYLE (AdaIN) (gan.models.base)
     run: str | None = None  # the run it belongs to (for comparing checkpoints)
     step: int | None = None
 
@@ -61,35 +67,36 @@ class Catalog:
         while label in self.models:  # two files with one name: both stay reachable
             label = f"{model.label} ({n})"
             n += 1
-        self.models[label] = Model(label, model.path, model.kind, model.run, model.step)
+        self.models[label] = Model(label, model.path, model.inputs, model.run, model.step)
 
-    def of_kind(self, kind: str) -> list[str]:
-        return [k for k, m in self.models.items() if m.kind == kind]
+    def taking(self, inputs: tuple[str, ...]) -> list[str]:
+        """The labels of the models of one inference protocol."""
+        return [k for k, m in self.models.items() if m.inputs == inputs]
 
     def runs(self) -> list[str]:
-        return sorted({m.run for m in self.models.values() if m.run and m.kind == "generator"})
+        return sorted({m.run for m in self.models.values() if m.run and m.inputs == ONE_IMAGE})
 
     def checkpoints_of(self, run: str) -> list[str]:
         found = [m for m in self.models.values() if m.run == run]
         return [m.label for m in sorted(found, key=lambda m: (m.step is None, m.step or 0, m.label))]
 
-    def get(self, label: str | None, kind: str | None = None) -> Model:
+    def get(self, label: str | None, inputs: tuple[str, ...] | None = None) -> Model:
         model = self.models.get(label or "")
-        if model is None or (kind is not None and model.kind != kind):
+        if model is None or (inputs is not None and model.inputs != inputs):
             raise GanError("choose a model from the list" if not label else f"unknown model {label!r}")
         return model
 
 
-def _category(kind: str | None) -> str:
-    """"generator" or "style", from the kind's inference signature (a file of no known kind: generator)."""
+def _inputs(kind: str | None) -> tuple[str, ...]:
+    """The inference protocol of a model kind (a file of no known kind, e.g. an export: one image)."""
     from gan.models import KINDS
 
     cls = KINDS.get(kind or "cyclegan")
-    return "style" if cls is not None and cls.inputs != ("image",) else "generator"
+    return cls.inputs if cls is not None else ONE_IMAGE
 
 
-def _run_kind(run_dir: Path) -> str:
-    """A run's category from its config.yaml's model kind (cheap: no checkpoint is read)."""
+def _run_inputs(run_dir: Path) -> tuple[str, ...]:
+    """A run's inference protocol from its config.yaml's model kind (cheap: no checkpoint is read)."""
     import yaml
 
     try:
@@ -97,7 +104,7 @@ def _run_kind(run_dir: Path) -> str:
         kind = (cfg.get("model") or {}).get("kind", "cyclegan")
     except (OSError, yaml.YAMLError, AttributeError):
         kind = "cyclegan"
-    return _category(kind)
+    return _inputs(kind)
 
 
 def _step_of(path: Path) -> int | None:
@@ -106,9 +113,9 @@ def _step_of(path: Path) -> int | None:
     if path.stem.startswith("step_") and path.stem[5:].isdigit():
         return int(path.stem[5:])
     try:
-        from gan.inference.load import checkpoint_header
+        from gan.checkpoint.source import header
 
-        return int(checkpoint_header(path)["step"])
+        return int(header(path)["step"])
     except Exception:
         return None
 
@@ -116,9 +123,9 @@ def _step_of(path: Path) -> int | None:
 def build_catalog(runs_dir: str | Path | None, checkpoints: list[str | Path]) -> Catalog:
     """Every run under runs_dir (latest, best and each step checkpoint) and every file given; a file that is not
     a model this project reads is reported and left out."""
-    from gan.inference.load import checkpoint_kind, is_saved_folder
-    from gan.inference.sources import locate
-    from gan.training.checkpoint import resolve
+    from gan.checkpoint.folder import is_saved_folder
+    from gan.checkpoint.schema import resolve
+    from gan.checkpoint.source import header, locate
 
     cat = Catalog()
     if runs_dir is not None and Path(runs_dir).is_dir():
@@ -127,24 +134,25 @@ def build_catalog(runs_dir: str | Path | None, checkpoints: list[str | Path]) ->
             extra = [run_dir / n for n in ("best.pt", "latest.pt") if (run_dir / n).is_file()]
             if not files and not extra:
                 continue
-            kind = _run_kind(run_dir)
+            inputs = _run_inputs(run_dir)
             for f in files + extra:
                 step = _step_of(f)
                 what = f.stem if f.stem in ("best", "latest") else f"step {step}"
                 if f.stem in ("best", "latest") and step is not None:
                     what += f" (step {step})"
-                cat.add(Model(f"{run_dir.name} / {what}", f, kind, run_dir.name, step))
+                cat.add(Model(f"{run_dir.name} / {what}", f, inputs, run_dir.name, step))
     for given in checkpoints:
         try:
             path = locate(given)  # zoo:NAME and hf:USER/REPO are fetched (once) here
             path = path if is_saved_folder(path) else resolve(path)
-            kind = checkpoint_kind(path)
+            found = header(path)
+            kind = found["kind"] if found else None
         except GanError as e:
             log.warning("--checkpoint %s left out: %s", given, e)
             continue
         named = str(given).startswith(("zoo:", "hf:")) or Path(given).is_file() or is_saved_folder(path)
         label = str(given) if str(given).startswith(("zoo:", "hf:")) else Path(given).name
-        cat.add(Model(label if named else f"{label} / latest", path, _category(kind), None, None))
+        cat.add(Model(label if named else f"{label} / latest", path, _inputs(kind), None, None))
     return cat
 
 
@@ -153,8 +161,7 @@ def build_catalog(runs_dir: str | Path | None, checkpoints: list[str | Path]) ->
 
 @dataclass
 class Settings:
-    device: torch.device
-    precision: str  # auto | fp32 | bf16 | fp16 (gan.inference.precision; resolved once by the Engine)
+    runtime: Runtime  # the device and precision every tab runs under (resolved once by app.py)
     max_megapixels: float = 40.0  # a decoded upload above this is refused
     max_video_seconds: float = 60.0  # a video upload longer than this is refused
     max_video_frames: int = 1800  # ... or with more frames than this
@@ -162,14 +169,13 @@ class Settings:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gan-app-")))
 
 
-class Engine:
-    """Loads models on demand (a few kept), translates and stylizes; no Gradio in here (tested directly)."""
+class Backend:
+    """The app's models and its work: loads models on demand (a few kept), translates and stylizes through the
+    inference engine; no Gradio in here (tested directly)."""
 
     def __init__(self, catalog: Catalog, settings: Settings, keep: int = 4):
-        from gan.inference.precision import resolve_precision
-
         self.catalog, self.settings, self.keep = catalog, settings, keep
-        self.precision = resolve_precision(settings.precision, settings.device)  # once, for every tab
+        self.runtime = settings.runtime  # once, for every tab
         self._nets: dict[tuple, torch.nn.Module] = {}  # models and VGG extractors, the `keep` most recent
         self._lock = threading.Lock()
 
@@ -186,29 +192,22 @@ class Engine:
     def generator(self, label: str, direction: str):
         from gan.inference.load import load_generator
 
-        model = self.catalog.get(label, "generator")
+        model = self.catalog.get(label, ONE_IMAGE)
         return self._cached((model.path, direction), lambda: load_generator(model.path, direction,
-                                                                              self.settings.device)[0])
+                                                                              self.runtime.device)[0])
 
     def style_network(self, label: str):
         from gan.inference.load import load_style_network
 
-        model = self.catalog.get(label, "style")
-        return self._cached((model.path, "style"), lambda: load_style_network(model.path, self.settings.device)[0])
+        model = self.catalog.get(label, CONTENT_STYLE)
+        return self._cached((model.path, "style"), lambda: load_style_network(model.path, self.runtime.device)[0])
 
     def vgg(self, opts):
         """The VGG19 extractor for `opts`' layers (built up to the deepest one they use)."""
         from gan.stylize.optimise import load_vgg
 
         key = ("vgg", opts.content_layers + opts.style_layers)
-        return self._cached(key, lambda: load_vgg(opts, self.settings.vgg_weights, self.settings.device))
-
-    def optimise_precision(self) -> tuple[str, str]:
-        """(precision, note) for optimisation-based stylizing: fp16 loses too much there, so an fp16 server
-        optimises in fp32, and says so."""
-        if self.precision.name == "fp16":
-            return "fp32", " (in fp32: fp16 is not used for optimising pixels)"
-        return self.precision.name, ""
+        return self._cached(key, lambda: load_vgg(opts, self.settings.vgg_weights, self.runtime.device))
 
     # ------------------------------------------------------------------ images
 
@@ -239,8 +238,7 @@ class Engine:
 
         net = self.generator(label, direction)
         image = resize_short_side(image, resize)
-        return Engine(net, self.settings.device, self.precision, strength=strength).image(to_chw(image), progress,
-                                                                                          as_uint8=True)
+        return Engine(net, self.runtime, strength=strength).image(to_chw(image), progress, as_uint8=True)
 
     def translate_video(self, label: str, direction: str, path: str | Path, strength: float = 1.0,
                         smooth: float | None = None) -> tuple[Path, int]:
@@ -266,7 +264,7 @@ class Engine:
             net = self.generator(label, direction)
             out = self.new_folder("video") / f"{path.stem}_translated.mp4"
             opts = VideoOptions(smooth=SMOOTH_DEFAULT if smooth is None else smooth)
-            n = video(Engine(net, s.device, self.precision, strength=strength), path, out, opts, progress=False)
+            n = video(Engine(net, self.runtime, strength=strength), path, out, opts, progress=False)
         except GanError as e:
             raise GanError(_upload_name_only(str(e), path)) from None
         return out, n
@@ -284,18 +282,6 @@ def _upload_name_only(text: str, path: str | Path) -> str:
     return text
 
 
-def side_by_side(a: np.ndarray, b: np.ndarray, height: int = 384) -> np.ndarray:
-    """input | output at one height, for viewing (the full-resolution output is the download)."""
-    from PIL import Image
-
-    cells = []
-    for img in (a, b):
-        h, w = img.shape[:2]
-        cells.append(np.asarray(Image.fromarray(img).resize((max(1, round(w * height / h)), height), Image.LANCZOS)))
-    gap = np.full((height, 8, 3), 255, np.uint8)
-    return np.concatenate([cells[0], gap, cells[1]], axis=1)
-
-
 def save_png(img: np.ndarray, path: Path) -> Path:
     from gan.data.io import write_image
 
@@ -310,8 +296,8 @@ class Handlers:
     """What the page's buttons call: each takes the page's values and returns (or, for stylize, yields) what
     the page shows. User errors become messages in the page."""
 
-    def __init__(self, engine: Engine, stylize_defaults: dict | None = None):
-        self.engine, self.catalog = engine, engine.catalog
+    def __init__(self, backend: Backend, stylize_defaults: dict | None = None):
+        self.backend, self.catalog = backend, backend.catalog
         self.defaults = {"size": 384, "iterations": 100, "min_size": 128, "save_every": 10, **(stylize_defaults or {})}
         self.stop_flags: dict[str, threading.Event] = {}  # per browser session
 
@@ -321,21 +307,21 @@ class Handlers:
             return [], None, "Upload one or more images first."
         if not label:
             return [], None, "Choose a model first."
-        out_dir = self.engine.new_folder("translate")
+        out_dir = self.backend.new_folder("translate")
         sheet, downloads, problems = [], [], []
         resize = int(short_side) if size_mode == "resize" else None
         for i, f in enumerate(files):
             name = Path(f).name
             progress(i / len(files), desc=f"{name} ({i + 1}/{len(files)})")
             try:
-                img = self.engine.read(f)
+                img = self.backend.read(f)
                 report = (lambda frac, what, i=i: progress((i + frac) / len(files), desc=f"{name}: {what}"))
-                out = self.engine.translate(label, direction, img, resize, report, float(strength))
+                out = self.backend.translate(label, direction, img, resize, report, float(strength))
             except GanError as e:
                 problems.append(str(e))
                 continue
             shown = resize_short_side(img, resize)
-            sheet.append((side_by_side(shown, out), f"{name}: input | output ({out.shape[1]}x{out.shape[0]})"))
+            sheet.append((side_by_side([[shown, out]], 384), f"{name}: input | output ({out.shape[1]}x{out.shape[0]})"))
             downloads.append(str(save_png(out, out_dir / f"{Path(name).stem}_translated.png")))
         if len(downloads) > 1:
             zip_path = out_dir / "translated.zip"
@@ -358,7 +344,7 @@ class Handlers:
         progress(0, desc=f"translating {name}")
         start = time.perf_counter()
         try:
-            out, frames = self.engine.translate_video(label, direction, file, float(strength), float(smooth))
+            out, frames = self.backend.translate_video(label, direction, file, float(strength), float(smooth))
         except GanError as e:
             return None, None, str(e)
         return (str(out), str(out), f"Translated {name}: {frames} frames with {label} ({direction}, strength "
@@ -377,7 +363,7 @@ class Handlers:
         if not chosen:
             return [], "Choose at least one checkpoint of the run."
         try:
-            img = self.engine.read(file)
+            img = self.backend.read(file)
         except GanError as e:
             return [], str(e)
         strip = [(img, "input")]
@@ -385,7 +371,7 @@ class Handlers:
         for i, label in enumerate(chosen):
             progress(i / len(chosen), desc=label)
             try:
-                out = self.engine.translate(label, direction, img)
+                out = self.backend.translate(label, direction, img)
             except GanError as e:
                 problems.append(f"**{label}**: {e}")
                 continue
@@ -396,21 +382,20 @@ class Handlers:
     # ----------------------------------------------------------------- stylize
     def stylize(self, content, styles, weights_text, method, alpha, size, iterations, style_weight, style_loss,
                 preserve, request: gr.Request, progress=gr.Progress()):
-        from gan.stylize.optimise import StylizeOptions, normalised_weights, scale_sizes, stylize_feedforward
+        from gan.inference.feedforward import stylize_feedforward
         from gan.stylize.optimise import stylize as optimise
+        from gan.stylize.options import StylizeOptions, normalised_weights, scale_sizes
 
         if content is None or not styles:
             yield None, "Upload a photo and at least one style image first."
             return
         try:
-            photo = self.engine.read(content)
-            paintings = [self.engine.read(s) for s in styles]
+            photo = self.backend.read(content)
+            paintings = [self.backend.read(s) for s in styles]
             weights = tuple(float(x) for x in (weights_text or "").replace(",", " ").split()) or ()
             opts = StylizeOptions(size=int(size), min_size=min(int(self.defaults["min_size"]), int(size)),
                                   iterations=int(iterations), style_weight=float(style_weight),
                                   style_weights=weights, style_loss=style_loss, preserve_color=preserve,
-                                  precision=(self.engine.precision.name if method != "optimisation"
-                                             else self.engine.optimise_precision()[0]),
                                   save_every=max(1, int(iterations) // max(1, int(self.defaults["save_every"]))))
             opts.check(len(paintings))
             normalised_weights(opts.style_weights, len(paintings))
@@ -422,18 +407,19 @@ class Handlers:
             return
         if method != "optimisation":
             try:
-                net = self.engine.style_network(method)
-                out = stylize_feedforward(photo, paintings, net, opts, float(alpha), self.engine.settings.device)
+                net = self.backend.style_network(method)
+                out = stylize_feedforward(photo, paintings, net, opts, float(alpha), self.backend.runtime)
             except GanError as e:
                 yield None, str(e)
                 return
             yield unit_to_uint8(out), f"Stylized with {method} (alpha {float(alpha):g}) in one pass."
             return
         try:
-            vgg = self.engine.vgg(opts)
+            vgg = self.backend.vgg(opts)
         except GanError as e:
             yield None, str(e)
             return
+        note = f" ({self.backend.runtime.for_pixels().note})" if self.backend.runtime.for_pixels().note else ""
         stop = self.stop_flags.setdefault(request.session_hash or "local", threading.Event())
         stop.clear()
         updates: list = []
@@ -447,7 +433,7 @@ class Handlers:
 
         def work():
             try:
-                updates.append(("final", optimise(photo, paintings, opts, vgg, self.engine.settings.device, callback,
+                updates.append(("final", optimise(photo, paintings, opts, vgg, self.backend.runtime, callback,
                                                   stop.is_set, progress=False, history=history)))
             except Exception as e:  # reported in the page below
                 failure.append(e)
@@ -465,7 +451,7 @@ class Handlers:
                     if item[0] == "final":
                         state = "stopped" if stop.is_set() else "done"
                         yield (unit_to_uint8(item[1]), f"Final image ({state} after {len(history)} iterations)"
-                                                        f"{self.engine.optimise_precision()[1]}.")
+                                                        f"{note}.")
                     else:
                         _, img, scale, it = item
                         yield (unit_to_uint8(img), f"Scale {scale + 1}/{len(scales)} ({scales[scale]} px), "
@@ -486,11 +472,11 @@ def _message(lines: list[str]) -> str:
     return "\n\n".join(lines)
 
 
-def build(engine: Engine, stylize_defaults: dict | None = None):
+def build(backend: Backend, stylize_defaults: dict | None = None):
     """The Gradio Blocks of the app: the layout, wired to Handlers."""
-    h = Handlers(engine, stylize_defaults)
-    cat, sd = engine.catalog, h.defaults
-    gens, adains, runs = cat.of_kind("generator"), cat.of_kind("style"), cat.runs()
+    h = Handlers(backend, stylize_defaults)
+    cat, sd = backend.catalog, h.defaults
+    gens, adains, runs = cat.taking(ONE_IMAGE), cat.taking(CONTENT_STYLE), cat.runs()
     with gr.Blocks(title="gan") as page:
         gr.Markdown("# gan: photos to paintings")
         with gr.Tab("Translate"):
@@ -504,7 +490,7 @@ def build(engine: Engine, stylize_defaults: dict | None = None):
                         t_size = gr.Radio([("full resolution", "full"), ("resize", "resize")], value="full",
                                           label="Size", info="full resolution: big images go in bands automatically")
                         t_short = gr.Number(512, label="short side (resize)", precision=0, minimum=16, maximum=8192)
-                    t_strength = gr.Slider(0, 2, 1.0, step=0.05, label="Strength", elem_id="t_strength",
+                    t_strength = gr.Slider(0, MAX_STRENGTH, 1.0, step=0.05, label="Strength", elem_id="t_strength",
                                            info="0: the photo, 1: the model's output, above 1: exaggerated")
                     t_go = gr.Button("Translate", variant="primary", elem_id="t_go")
                 with gr.Column():
@@ -516,12 +502,12 @@ def build(engine: Engine, stylize_defaults: dict | None = None):
         with gr.Tab("Video"):
             with gr.Row():
                 with gr.Column():
-                    v_file = gr.File(label=f"Video (up to {engine.settings.max_video_seconds:g} s, "
-                                           f"{engine.settings.max_video_frames} frames)",
+                    v_file = gr.File(label=f"Video (up to {backend.settings.max_video_seconds:g} s, "
+                                           f"{backend.settings.max_video_frames} frames)",
                                      file_types=[".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"], elem_id="v_file")
                     v_model = gr.Dropdown(gens, value=(latest or gens or [None])[0], label="Model", elem_id="v_model")
                     v_dir = gr.Radio(["AtoB", "BtoA"], value="AtoB", label="Direction (AtoB: photo to painting)")
-                    v_strength = gr.Slider(0, 2, 1.0, step=0.05, label="Strength", elem_id="v_strength",
+                    v_strength = gr.Slider(0, MAX_STRENGTH, 1.0, step=0.05, label="Strength", elem_id="v_strength",
                                            info="0: the clip, 1: the model's output, above 1: exaggerated")
                     v_smooth = gr.Slider(0, 0.95, 0.7, step=0.05, label="Smoothing along the motion",
                                          info="steadies the strokes from frame to frame; 0 = off")
@@ -577,7 +563,7 @@ def build(engine: Engine, stylize_defaults: dict | None = None):
                         s_loss, s_color], [s_out, s_status])
             s_stop.click(h.stop_stylize, None, s_status, queue=False)
         gr.Markdown(f"Models from start-up: {len(gens)} translation, {len(adains)} content + style (AdaIN), "
-                    f"{len(runs)} run(s). Device: {engine.settings.device} ({engine.precision.name}).")
+                    f"{len(runs)} run(s). Device: {backend.runtime.describe()}.")
     return page
 
 
@@ -586,8 +572,8 @@ def build(engine: Engine, stylize_defaults: dict | None = None):
 def serve(catalog: Catalog, settings: Settings, host: str, port: int, auth: tuple[str, str] | None,
           max_upload_mb: float, stylize_defaults: dict | None = None, block: bool = True):
     """Build and launch; returns (page, url). The queue runs one job at a time."""
-    engine = Engine(catalog, settings)
-    page = build(engine, stylize_defaults)
+    backend = Backend(catalog, settings)
+    page = build(backend, stylize_defaults)
     page.queue(default_concurrency_limit=1, max_size=32)
     _, url, _ = page.launch(server_name=host, server_port=port, auth=auth, max_file_size=f"{max_upload_mb:g}mb",
                             prevent_thread_lock=True, quiet=True, footer_links=[],

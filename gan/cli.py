@@ -73,8 +73,15 @@ def run(main: Callable[[], int | None], threads: int | None = None) -> int:
             use_threads(threads)
         return main() or 0
     except GanError as e:
-        print(f"error: {e}", file=sys.stderr)
+        _say(f"error: {e}")
         return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        _say("interrupted")
         return 130
+
+
+def _say(text: str) -> None:
+    """A last message on a line of its own, above any progress bar still drawn (tqdm.write knows them)."""
+    from tqdm import tqdm
+
+    tqdm.write(text, file=sys.stderr)

@@ -18,6 +18,9 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the clone's package, installed or not
+from gan.network import network_problem  # noqa: E402  (standard library only)
+
 BASE_URL = "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 DATASETS = (
     "monet2photo", "cezanne2photo", "ukiyoe2photo", "vangogh2photo", "horse2zebra", "apple2orange",
@@ -42,10 +45,12 @@ def download(url: str, dest: Path, progress: bool = True) -> None:
                     bar.update(len(chunk))
             if total is not None and f.tell() != total:
                 raise DownloadError(f"incomplete download: {f.tell()} of {total} bytes")
-    except (urllib.error.URLError, OSError, DownloadError) as e:
+    except DownloadError:
         dest.unlink(missing_ok=True)
-        reason = getattr(e, "reason", e)
-        raise DownloadError(f"cannot download {url}: {reason}") from None
+        raise
+    except (urllib.error.URLError, OSError) as e:
+        dest.unlink(missing_ok=True)
+        raise DownloadError(f"cannot download {url}: {network_problem(e)}") from None
     except BaseException:
         dest.unlink(missing_ok=True)
         raise

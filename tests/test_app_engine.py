@@ -1,4 +1,4 @@
-"""The web app's model catalog and engine, without a browser (tests/test_app.py drives the page itself)."""
+"""The web app's model catalog and backend, without a browser (tests/test_app.py drives the page itself)."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,8 @@ import torch
 from PIL import Image
 
 from gan import GanError
-from gan.app import Engine, Settings, build_catalog
+from gan.runtime import Runtime
+from gan.app import Backend, Settings, build_catalog
 from gan.config import load_config
 from gan.nn.networks import ResnetGenerator
 from gan.training.trainer import Trainer, prepare_run_dir
@@ -30,19 +31,19 @@ def test_catalog_lists_runs_checkpoints_and_given_files(catalog):
 
 
 def test_engine_opens_only_listed_models_and_checks_uploads(catalog, tmp_path):
-    engine = Engine(catalog, Settings(torch.device("cpu"), "fp32", max_megapixels=0.01, workdir=tmp_path / "w"))
+    backend = Backend(catalog, Settings(Runtime.on("cpu"), max_megapixels=0.01, workdir=tmp_path / "w"))
     with pytest.raises(GanError, match="unknown model"):
-        engine.generator(str(tmp_path / "runs" / "tiny" / "latest.pt"), "AtoB")  # a path is not a label
+        backend.generator(str(tmp_path / "runs" / "tiny" / "latest.pt"), "AtoB")  # a path is not a label
     img = (np.random.default_rng(0).random((30, 41, 3)) * 255).astype(np.uint8)
-    out = engine.translate("tiny / latest (step 4)", "AtoB", img)
+    out = backend.translate("tiny / latest (step 4)", "AtoB", img)
     assert out.shape == img.shape and out.dtype == np.uint8
-    assert engine.translate("latest_net_G.pth", "AtoB", img, resize=20).shape == (20, 27, 3)
+    assert backend.translate("latest_net_G.pth", "AtoB", img, resize=20).shape == (20, 27, 3)
     Image.fromarray(np.zeros((120, 100, 3), np.uint8)).save(tmp_path / "big.png")  # 0.012 MP > 0.01
     with pytest.raises(GanError, match="above this server's limit"):
-        engine.read(tmp_path / "big.png")
+        backend.read(tmp_path / "big.png")
     (tmp_path / "junk.jpg").write_bytes(b"nope")
     with pytest.raises(GanError, match="junk.jpg: not a readable image"):
-        engine.read(tmp_path / "junk.jpg")
+        backend.read(tmp_path / "junk.jpg")
 
 
 def test_upload_errors_name_the_upload_never_the_servers_folder(tmp_path):
@@ -53,9 +54,9 @@ def test_upload_errors_name_the_upload_never_the_servers_folder(tmp_path):
     upload = tmp_path / "gradio" / "3f9a1c0e5b7d" / "holiday.png"
     upload.parent.mkdir(parents=True)
     upload.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)  # a PNG signature, then nothing readable
-    engine = Engine(Catalog(), Settings(torch.device("cpu"), "fp32", workdir=tmp_path / "w"))
+    backend = Backend(Catalog(), Settings(Runtime.on("cpu"), workdir=tmp_path / "w"))
     with pytest.raises(GanError) as e:
-        engine.read(str(upload))
+        backend.read(str(upload))
     text = str(e.value)
     assert text.startswith("holiday.png: not a readable image")
     assert str(tmp_path) not in text and "3f9a1c0e5b7d" not in text and "gradio" not in text
@@ -68,30 +69,30 @@ def test_engine_translates_videos_within_the_servers_limits(catalog, tmp_path):
     upload = tmp_path / "gradio" / "9c1d" / "clip.mp4"
     upload.parent.mkdir(parents=True)
     write_video(upload, moving_square(6), audio_s=None, crf=0)
-    engine = Engine(catalog, Settings(torch.device("cpu"), "fp32", workdir=tmp_path / "w"))
-    out, n = engine.translate_video("tiny / latest (step 4)", "AtoB", upload, strength=1.0, smooth=0)
+    backend = Backend(catalog, Settings(Runtime.on("cpu"), workdir=tmp_path / "w"))
+    out, n = backend.translate_video("tiny / latest (step 4)", "AtoB", upload, strength=1.0, smooth=0)
     assert n == 6 and out.suffix == ".mp4" and out.is_file() and tmp_path / "w" in out.parents
-    same, _ = engine.translate_video("tiny / latest (step 4)", "AtoB", upload, strength=0.0, smooth=0)
+    same, _ = backend.translate_video("tiny / latest (step 4)", "AtoB", upload, strength=0.0, smooth=0)
     src, full, zero = read_frames(upload), read_frames(out), read_frames(same)
     assert np.abs(zero - src).mean() < 0.25 * np.abs(full - src).mean()  # strength 0: the clip back
     for settings, msg in ((dict(max_video_frames=5), r"clip.mp4: .* 6 frames; this server takes videos up to 60 s "
                                                      r"and 5 frames"),
                           (dict(max_video_seconds=0.1), "this server takes videos up to 0.1 s"),
                           (dict(max_megapixels=0.001), "clip.mp4: 64x48 frames are above this server's limit")):
-        limited = Engine(catalog, Settings(torch.device("cpu"), "fp32", workdir=tmp_path / "w", **settings))
+        limited = Backend(catalog, Settings(Runtime.on("cpu"), workdir=tmp_path / "w", **settings))
         with pytest.raises(GanError, match=msg):
             limited.translate_video("tiny / latest (step 4)", "AtoB", upload)
     broken = upload.with_name("broken.mp4")
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 not a video at all")
     with pytest.raises(GanError) as e:
-        engine.translate_video("tiny / latest (step 4)", "AtoB", broken)
+        backend.translate_video("tiny / latest (step 4)", "AtoB", broken)
     assert str(e.value).startswith("broken.mp4: cannot read it as a video") and "9c1d" not in str(e.value)
     with pytest.raises(GanError, match="notes.txt: not a video this tab takes"):
-        engine.translate_video("tiny / latest (step 4)", "AtoB", tmp_path / "notes.txt")
+        backend.translate_video("tiny / latest (step 4)", "AtoB", tmp_path / "notes.txt")
 
 
 def test_catalog_takes_saved_folders_and_zoo_names(catalog, tmp_path, monkeypatch):
-    from gan.inference import hub
+    from gan.hub import publish as hub
     from tests.test_zoo import Mirror, generator_bytes
 
     hub.save(tmp_path / "runs" / "tiny", tmp_path / "saved_tiny")
@@ -103,8 +104,8 @@ def test_catalog_takes_saved_folders_and_zoo_names(catalog, tmp_path, monkeypatc
     finally:
         m.stop()
     assert sorted(cat.models) == ["saved_tiny", "zoo:style_monet"]  # zoo:nope left out with a warning
-    engine = Engine(cat, Settings(torch.device("cpu"), "fp32", workdir=tmp_path / "w"))
+    backend = Backend(cat, Settings(Runtime.on("cpu"), workdir=tmp_path / "w"))
     img = (np.random.default_rng(0).random((30, 41, 3)) * 255).astype(np.uint8)
     for label in cat.models:
-        assert engine.translate(label, "AtoB", img, strength=0.5).shape == img.shape
-        assert np.array_equal(engine.translate(label, "AtoB", img, strength=0), img)
+        assert backend.translate(label, "AtoB", img, strength=0.5).shape == img.shape
+        assert np.array_equal(backend.translate(label, "AtoB", img, strength=0), img)

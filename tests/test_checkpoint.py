@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from gan import GanError
-from gan.training import checkpoint as ckpt_io
-from gan.training.checkpoint import load_checkpoint
+from gan.checkpoint import schema as ckpt_io
+from gan.checkpoint.schema import load_checkpoint
 from gan.inference.load import load_generator
 from gan.config import load_config
 from gan.training.trainer import Trainer, prepare_run_dir

@@ -201,7 +201,7 @@ def test_hybrid_mode_end_to_end_with_style_images(tiny_overrides, tmp_path):
 def test_style_grams_are_computed_in_chunks(tmp_path):
     """Chunked mean Gram matrices equal the all-at-once ones, and VGG never sees more than a chunk."""
     from gan.nn import losses
-    from gan.models.cyclegan import style_grams_from_files
+    from gan.nn.losses import style_grams_from_files
 
     write_images(tmp_path / "style", 7, size=(24, 24))
     vgg = losses.VGGFeatures(["relu1_1", "relu2_1"], "none")

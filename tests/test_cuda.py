@@ -40,6 +40,7 @@ def test_compiled_training_on_cuda(tiny_overrides, tmp_path):
 @pytest.mark.parametrize("kw", [{}, {"antialias": True}, {"skip": "color", "upsample": "resize_conv"}])
 def test_bands_on_cuda_match_the_untiled_result(kw):
     from gan.inference.engine import Engine
+    from gan.runtime import Runtime
     from gan.nn.networks import ResnetGenerator
     from tests.test_tiling import image, psnr
 
@@ -48,22 +49,23 @@ def test_bands_on_cuda_match_the_untiled_result(kw):
     x = image(517, 389)
     with torch.no_grad():
         full = net(x.cuda().float() / 127.5 - 1).float().cpu()
-    out = Engine(net, precision="fp32", tile=128).image(x[0])
+    out = Engine(net, Runtime.resolve("cuda", "fp32"), tile=128).image(x[0])
     assert psnr(out, full[0]) > 60
-    out16 = Engine(net, precision="bf16", tile=128).image(x[0])
+    out16 = Engine(net, Runtime.resolve("cuda", "bf16"), tile=128).image(x[0])
     assert psnr(out16, full[0]) > 35
 
 
 def test_video_on_cuda(tmp_path):
     pytest.importorskip("av")
     from gan.inference.engine import Engine
+    from gan.runtime import Runtime
     from gan.nn.networks import ResnetGenerator
     from gan.inference.video import VideoOptions, translate_video
     from tests.test_video import moving_square, read_frames, write_video
 
     write_video(tmp_path / "clip.mp4", moving_square(8), audio_s=None)
     net = ResnetGenerator(3, 3, ngf=8, n_blocks=2).cuda().eval().to(memory_format=torch.channels_last)
-    n = translate_video(Engine(net, precision="auto"), tmp_path / "clip.mp4", tmp_path / "out.mp4",
+    n = translate_video(Engine(net, Runtime.resolve("cuda", "auto")), tmp_path / "clip.mp4", tmp_path / "out.mp4",
                         VideoOptions(stats="running"), progress=False)
     assert n == 8 and read_frames(tmp_path / "out.mp4").shape[0] == 8
 
@@ -71,7 +73,7 @@ def test_video_on_cuda(tmp_path):
 @pytest.mark.parametrize("kind", ["cyclegan", "cut", "style", "adain"])
 def test_each_kinds_cuda_checkpoint_exports(tiny_overrides, tmp_path, kind):
     from gan.config import load_config
-    from gan.export import main as export_main
+    from gan.commands.export import main as export_main
     from gan.training.trainer import Trainer, prepare_run_dir
 
     extra = {"cyclegan": [], "cut": ["model.kind=cut", "model.cut.nce_layers=[0,4]", "model.cut.num_patches=16"],

@@ -170,9 +170,10 @@ def test_a_cut_run_evaluates_makes_videos_and_shows_in_the_app(tiny_overrides, t
 
     import numpy as np
 
-    from gan.app import Engine as AppEngine
-    from gan.app import Settings, build_catalog
-    from gan.evaluate import main as evaluate_main
+    from gan.app import Backend, Settings, build_catalog
+    from gan.models.base import CONTENT_STYLE, ONE_IMAGE
+    from gan.runtime import Runtime
+    from gan.commands.evaluate import main as evaluate_main
 
     cfg = load_config(None, tiny_overrides + CUT_TINY + ["train.max_steps=2", "name=cutrun"])
     Trainer(cfg, prepare_run_dir(cfg)).fit()
@@ -195,9 +196,9 @@ def test_a_cut_run_evaluates_makes_videos_and_shows_in_the_app(tiny_overrides, t
     assert read_frames(tmp_path / "out.mp4").shape[0] == 4
 
     catalog = build_catalog(tmp_path / "runs", [])
-    labels = catalog.of_kind("generator")
-    assert any(label.startswith("cutrun") for label in labels) and not catalog.of_kind("style")
-    app = AppEngine(catalog, Settings(torch.device("cpu"), "fp32", workdir=tmp_path / "w"))
+    labels = catalog.taking(ONE_IMAGE)
+    assert any(label.startswith("cutrun") for label in labels) and not catalog.taking(CONTENT_STYLE)
+    app = Backend(catalog, Settings(Runtime.on("cpu"), workdir=tmp_path / "w"))
     photo = (np.random.default_rng(0).random((30, 40, 3)) * 255).astype(np.uint8)
     out = app.translate(next(label for label in labels if label.startswith("cutrun")), "AtoB", photo)
     assert out.shape == photo.shape and out.dtype == np.uint8

@@ -10,7 +10,7 @@ from PIL import Image
 
 from gan import GanError
 from gan.inference.export import export
-from gan.inference.onnx_runtime import OnnxGenerator
+from gan.checkpoint.exported import OnnxGenerator
 from gan.nn.networks import ResnetGenerator
 from tests.test_translate import run_dir  # noqa: F401  (fixture)
 from tests.helpers import HANG_GUARD
@@ -90,3 +90,28 @@ def test_onnx_without_a_record_runs_with_a_warning(tmp_path, caplog):
 def test_export_refuses_unknown_format(tmp_path):
     with pytest.raises(GanError, match="--format must be onnx or torchscript"):
         export(ResnetGenerator(3, 3, 4, 1), "tflite", tmp_path / "x")
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_an_export_runs_in_fp32_whatever_precision_the_entry_point_resolved(tmp_path, fmt):
+    """The defect: through Engine(..., bf16) a TorchScript generator ran under autocast and differed from fp32 by
+    0.017. The engine, given any entry point's policy, prepares an export to run as exported: the same result
+    (exactly) under a bf16 policy as under fp32, for the engine, the app's backend and gan.evaluate's path."""
+    from gan.inference.engine import Engine
+    from gan.inference.load import load_generator
+    from gan.runtime import Runtime, is_exported
+
+    torch.manual_seed(0)
+    net = ResnetGenerator(3, 3, ngf=8, n_blocks=2).eval()
+    export(net, fmt, tmp_path / f"g.{fmt}", meta={"direction": "AtoB"})
+    loaded, info = load_generator(tmp_path / f"g.{fmt}")
+    assert info.source == fmt and is_exported(loaded)
+    bf16 = Runtime.resolve("cpu", "bf16")
+    _, prepared = bf16.prepare(loaded)
+    assert prepared.precision.name == "fp32" and not prepared.channels_last
+    x = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 40, 52), dtype=np.uint8))
+    fp32 = Engine(loaded, Runtime.on("cpu")).image(x)
+    assert torch.equal(Engine(loaded, bf16).image(x), fp32)
+    # a PyTorch generator does run in bf16 under that policy (the policy is applied, not ignored)
+    assert not torch.equal(Engine(net, bf16).image(x), Engine(net, Runtime.on("cpu")).image(x))

@@ -162,13 +162,14 @@ def test_adain_network_alpha_and_size(adain_run):
 
 
 def test_adain_big_contents_go_in_bands_with_whole_image_statistics(adain_run):
-    from gan.stylize.optimise import StylizeOptions, stylize_feedforward
+    from gan.inference.feedforward import stylize_feedforward
+    from gan.stylize.options import StylizeOptions
 
     net, _ = load_style_network(adain_run)
     rng = np.random.default_rng(0)
     photo = np.asarray(Image.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)).resize((160, 120)))
     style = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
-    opts = StylizeOptions(size=0, precision="fp32")
+    opts = StylizeOptions(size=0)
     whole = stylize_feedforward(photo, [style], net, opts, 0.8)
     seen = []
     banded = stylize_feedforward(photo, [style], net, opts, 0.8, max_pixels=5000,  # 19,200 px: bands
@@ -246,7 +247,8 @@ def test_feedforward_styles_keep_their_own_scale():
     size (a 96 px style is not blown up to a big photo's size), at most MAX_STYLE_PIXELS."""
     from torch import nn
 
-    from gan.stylize.optimise import MAX_STYLE_PIXELS, StylizeOptions, feedforward_style_hw, stylize_feedforward
+    from gan.inference.feedforward import MAX_STYLE_PIXELS, feedforward_style_hw, stylize_feedforward
+    from gan.stylize.options import StylizeOptions
 
     assert feedforward_style_hw(96, 64, 1.0) == (96, 64)
     assert feedforward_style_hw(96, 64, 2.0) == (192, 128)
@@ -265,7 +267,6 @@ def test_feedforward_styles_keep_their_own_scale():
     style = rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)
     for size in (0, 32):
         photo = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
-        out = stylize_feedforward(photo, [style], Recorder(), StylizeOptions(size=size, style_scale=1.5,
-                                                                             precision="fp32"))
+        out = stylize_feedforward(photo, [style], Recorder(), StylizeOptions(size=size, style_scale=1.5))
         assert out.shape[:2] == ((90, 120) if size == 0 else (24, 32))
     assert seen == [(72, 60), (72, 60)]

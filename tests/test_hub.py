@@ -14,8 +14,9 @@ import torch
 
 from gan import GanError
 from gan.config import load_config
-from gan.inference import hub
-from gan.inference.load import checkpoint_header, load_generator, load_style_network
+from gan.hub import publish as hub
+from gan.checkpoint.source import header as checkpoint_header
+from gan.inference.load import load_generator, load_style_network
 from gan.training.trainer import train
 from tests.helpers import HANG_GUARD, write_images
 from tests.test_cut import CUT_TINY

@@ -106,11 +106,25 @@ def test_a_kind_defined_outside_the_package_does_everything(toy, tiny_overrides,
     from gan.inference.translate import TranslateOptions, translate_folder
 
     write_images(tmp_path / "photos", 2, size=(30, 41))
-    report = translate_folder(net, tmp_path / "photos", tmp_path / "out", TranslateOptions(workers=0, tile=16),
-                              progress=False)  # 30 x 41 > 16 x 16: in bands, through the toy's own program
-    assert report.written == 2 and len(list((tmp_path / "out").glob("*.png"))) == 2
+    programs = []
+    real_program = ToyNet.band_program
+    ToyNet.band_program = lambda self, norms: programs.append(1) or real_program(self, norms)
+    try:
+        report = translate_folder(net, tmp_path / "photos", tmp_path / "out", TranslateOptions(workers=0, tile=16),
+                                  progress=False)  # 30 x 41 > 16 x 16: in bands, through the toy's own program
+    finally:
+        ToyNet.band_program = real_program
+    assert report.written == 2 and programs  # the band runner read the toy's program ...
+    whole = translate_folder(net, tmp_path / "photos", tmp_path / "whole", TranslateOptions(workers=0),
+                             progress=False)  # ... and its bands give the untiled result
+    assert whole.written == 2
+    from gan.data.io import load_image
 
-    from gan.export import main as export_main
+    for banded in sorted((tmp_path / "out").glob("*.png")):
+        a, b = load_image(banded).astype(int), load_image(tmp_path / "whole" / banded.name).astype(int)
+        assert a.shape == (30, 41, 3) and abs(a - b).max() <= 1
+
+    from gan.commands.export import main as export_main
 
     for fmt, suffix in (("onnx", "onnx"), ("torchscript", "pt")):
         assert export_main(["--checkpoint", str(run), "--format", fmt, "--output", str(tmp_path / f"toy.{suffix}")]) == 0
@@ -123,4 +137,6 @@ def test_a_kind_defined_outside_the_package_does_everything(toy, tiny_overrides,
     from gan.app import build_catalog
 
     catalog = build_catalog(tmp_path / "runs", [])
-    assert catalog.of_kind("generator") and not catalog.of_kind("style")
+    from gan.models.base import CONTENT_STYLE, ONE_IMAGE
+
+    assert catalog.taking(ONE_IMAGE) and not catalog.taking(CONTENT_STYLE)

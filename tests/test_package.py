@@ -15,7 +15,7 @@ import torch
 from tests.helpers import HANG_GUARD
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ["gan-train", "gan-translate", "gan-stylize", "gan-export", "gan-evaluate", "gan-app"]
+COMMANDS = ["gan-train", "gan-translate", "gan-stylize", "gan-export", "gan-evaluate", "gan-app", "gan-hub", "gan-zoo"]
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,8 @@ def wheel(tmp_path_factory) -> Path:
 def test_the_wheel_carries_every_module_the_configs_and_the_commands(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "gan").rglob("*.py")}
+    packages = {p.parent.relative_to(ROOT).as_posix() for p in (ROOT / "gan").rglob("__init__.py")}
+    assert {"gan/checkpoint", "gan/hub"} <= packages  # (a subpackage missing from pyproject.toml fails here)
     assert modules and not modules - names, sorted(modules - names)
     configs = {f"gan/configs/{p.name}" for p in (ROOT / "configs").glob("*.yaml")}
     assert configs and not configs - names

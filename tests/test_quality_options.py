@@ -76,7 +76,7 @@ def test_skip_generators_export_and_tile(tmp_path, skip, fmt):
     path = tmp_path / f"g.{fmt}"
     assert export(net, fmt, path) < 1e-3
     x = torch.rand(1, 3, 29, 70) * 2 - 1
-    from gan.inference.onnx_runtime import OnnxGenerator
+    from gan.checkpoint.exported import OnnxGenerator
 
     got = OnnxGenerator(path)(x) if fmt == "onnx" else torch.jit.load(str(path))(x)
     with torch.no_grad():

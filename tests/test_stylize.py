@@ -14,7 +14,10 @@ from PIL import Image
 from gan import GanError
 from gan.nn import losses
 from gan.stylize.colour import match_color, rgb_to_yiq
-from gan.stylize.optimise import StylizeOptions, load_vgg, normalised_weights, scale_sizes, stylize, stylize_files
+from gan.runtime import Runtime
+from gan.stylize.files import stylize_files
+from gan.stylize.optimise import load_vgg, stylize
+from gan.stylize.options import StylizeOptions, normalised_weights, scale_sizes
 from tests.helpers import HANG_GUARD
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -212,18 +215,18 @@ def test_stylize_files_checks_everything_before_starting(tmp_path, vgg):
     (tmp_path / "o" / "a.png").write_bytes(b"keep me")
     with pytest.raises(GanError, match="exist already"):
         stylize_files(tmp_path / "c", [tmp_path / "s.png"], tmp_path / "o", StylizeOptions(**FAST), vgg,
-                      torch.device("cpu"), progress=False)
+                      Runtime.on("cpu"), progress=False)
     assert (tmp_path / "o" / "a.png").read_bytes() == b"keep me"
 
 
 def test_scales_too_small_for_the_deepest_layer_are_skipped_or_refused():
     """relu5_1 comes after four halvings: a short side under 16 px has no position left there. Such scales are
     skipped; a photo whose final size is still too small is refused with the numbers (not a traceback)."""
-    from gan.stylize.optimise import vgg_min_side
+    from gan.stylize.options import vgg_min_side
 
     assert vgg_min_side(("relu1_1",)) == 1 and vgg_min_side(("relu4_1", "relu2_2")) == 8
     assert vgg_min_side(("relu5_1",)) == 16
-    opts = StylizeOptions(size=64, min_size=16, iterations=1, precision="fp32", style_layers=("relu5_1",),
+    opts = StylizeOptions(size=64, min_size=16, iterations=1, style_layers=("relu5_1",),
                           content_layers=("relu4_2",))
     torch.manual_seed(0)
     vgg = losses.VGGFeatures(["relu4_2", "relu5_1"], "none")

@@ -8,10 +8,11 @@ import torch
 from gan.nn import losses
 from gan.models.adain import ENCODER_LAYERS, AdaINNet, Decoder, adain, init_decoder
 from gan.nn.networks import ResnetGenerator, pad_to_multiple
-from gan.inference.normstats import NormStats
-from gan.inference.tiling import BandOptions, Cache, plan_summary, translate_large, translate_tiles
+from gan.inference.normstats import NormStats, moments
+from gan.inference.tiling import BandOptions, BandPlan, Cache, translate_large, translate_tiles
 from gan.inference.engine import Engine
-from gan.inference.tiling import runs_in_bands, why_not
+from gan.inference.tiling import why_not
+from gan.runtime import Precision
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -82,7 +83,7 @@ def test_adain_with_fixed_styles_runs_in_bands():
         assert (full - want).abs().max() < 1e-4 * want.abs().max()
     out = translate_large(st, x, BandOptions(tile=48, store_dtype=torch.float32))
     assert (out - full).abs().max() < 1e-4 * full.abs().max()
-    assert plan_summary(st, 150, 101, 48)[0] == 2  # the content statistics, then the output
+    assert BandPlan(st).summary(150, 101, 48, Precision("fp32", "cpu"))[0] == 2  # the content statistics, then the output
 
 
 def test_the_cache_respects_its_memory_bound(tmp_path):
@@ -117,7 +118,7 @@ def test_exported_models_get_blended_tiles():
     opaque = lambda t: net(t)  # noqa: E731 (a callable with no modules: no band program)
     with torch.no_grad():
         full = net(x.float() / 127.5 - 1)
-    out = Engine(opaque, "cpu", tile=96, tile_overlap=32).image(x[0])
+    out = Engine(opaque, tile=96, tile_overlap=32).image(x[0])
     assert out.shape == full.shape[1:] and psnr(out, full[0]) > 40
     assert psnr(translate_tiles(opaque, x, 96, 32), full) > 40
     assert "an exported model" in why_not(opaque)
@@ -143,21 +144,21 @@ class _Undeclared(torch.nn.Module):
 
 def test_band_programs_are_checked_against_the_forward_and_fail_closed():
     torch.manual_seed(0)
-    assert runs_in_bands(generator()) and why_not(generator()) == ""
+    assert BandPlan(generator()).runs_in_bands and why_not(generator()) == ""
     lying = _Lying(3, 3, ngf=8, n_blocks=1).eval()
-    assert not runs_in_bands(lying)
+    assert not BandPlan(lying).runs_in_bands
     assert "band program does not reproduce its forward" in why_not(lying)
     x = image(64, 48)
     with torch.no_grad():
         full = lying(x.float() / 127.5 - 1)
-    out = Engine(lying, "cpu", tile=32, tile_overlap=8).image(x[0])  # blended tiles, never the wrong program
+    out = Engine(lying, tile=32, tile_overlap=8).image(x[0])  # blended tiles, never the wrong program
     assert psnr(out, full[0]) > 20
     assert why_not(_Undeclared()) == "_Undeclared declares no band program"
     # a layer the runner cannot compute over rows is named
     corners = generator(upsample="resize_conv")
     at = next(i for i, m in enumerate(corners.model) if isinstance(m, torch.nn.Upsample))
     corners.model[at] = torch.nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
-    assert "align_corners=True" in why_not(corners) and not runs_in_bands(corners)
+    assert "align_corners=True" in why_not(corners) and not BandPlan(corners).runs_in_bands
 
 
 def test_video_statistics_modes():
@@ -166,8 +167,13 @@ def test_video_statistics_modes():
     stats = NormStats(net, momentum=0.5)
     with torch.no_grad():
         own = net(frames)
-        with stats.applied("own"):
-            assert torch.equal(net(frames), own)
+        with stats.applied("own"):  # each frame its own statistics: the layers' own, nothing hooked in
+            assert all(not layer._forward_hooks for layer in stats.layers)
+        # which is one frame at a time, and the per-sample statistics the other modes are built from
+        assert torch.allclose(own, torch.cat([net(f[None]) for f in frames]), atol=1e-5)
+        x = net.model[:2](frames)
+        mean, var, _ = moments(x, per_sample=True)
+        assert torch.allclose(stats.normalize(0, x, (mean, var)), stats.layers[0](x), atol=1e-5)
         # running, a batch at once == one frame at a time
         with stats.applied("running"):
             batch = net(frames)

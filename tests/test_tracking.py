@@ -155,7 +155,8 @@ def test_sweep_agent_style_arguments(tiny_overrides, tmp_path):
 
 
 def test_read_metrics_returns_the_logged_rows_and_skips_a_cut_line(tmp_path):
-    from gan.training.tracking import Tracker, read_metrics
+    from gan.checkpoint.runs import read_metrics
+    from gan.training.tracking import Tracker
 
     assert read_metrics(tmp_path) == []
     t = Tracker(tmp_path, enabled=True)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gan import GanError
-from gan.training import checkpoint as ckpt_io
+from gan.checkpoint import schema as ckpt_io
 from gan.config import load_config
 from gan import DivergenceError
 from gan.training.trainer import Trainer, lr_factor, prepare_run_dir, train
@@ -362,3 +362,36 @@ def test_a_run_leaves_the_callers_random_state_and_cudnn_setting_alone(tiny_over
     got = (torch.rand(3), np.random.rand(), random.random())
     assert torch.equal(got[0], want[0]) and got[1:] == want[1:]
     assert torch.backends.cudnn.benchmark is False
+
+
+def test_training_says_when_the_machine_looks_busy(caplog, monkeypatch):
+    """With stubbed clocks: two threads that got 30% of their time over the timed steps (other programs took
+    the cores) make the estimate add a hint naming train.threads=1; 95% (a quiet machine), one thread, or
+    time spent waiting for data make no hint. Nothing else changes."""
+    import logging
+
+    from gan.training.trainer import _RunEstimate
+
+    monkeypatch.setattr(logging.getLogger("gan"), "propagate", True)
+
+    def run(threads, cpu_per_step, wait_per_step=0.0):
+        clock, cpu = [0.0], [0.0]
+        est = _RunEstimate(0, threads, clock=lambda: clock[0], cpu_clock=lambda: cpu[0], load=lambda: 3.4,
+                           cores=lambda: 2)
+        caplog.clear()
+        waited = 0.0
+        with caplog.at_level(logging.INFO, logger="gan"):
+            for step in range(1, 13):
+                clock[0] += 1.0  # a second a step
+                cpu[0] += cpu_per_step
+                waited += wait_per_step
+                est.after_step(step, 100, waited)
+        return [r for r in caplog.records if "s/step over steps" in r.getMessage() or "looks busy" in r.getMessage()]
+
+    said = run(threads=2, cpu_per_step=0.6)  # 0.6 s of CPU for 2 threads x 1 s: 30%
+    assert len(said) == 2 and said[1].levelno == logging.WARNING
+    assert "got 30% of its 2 CPU threads' time" in said[1].getMessage()
+    assert "load average 3.4 on 2 cores" in said[1].getMessage() and "train.threads=1" in said[1].getMessage()
+    assert len(run(threads=2, cpu_per_step=1.9)) == 1  # quiet: 95%
+    assert len(run(threads=1, cpu_per_step=0.3)) == 1  # one thread: nothing to lower
+    assert len(run(threads=2, cpu_per_step=0.6, wait_per_step=0.7)) == 1  # waiting for data, not busy

@@ -145,7 +145,7 @@ def test_transparency_is_kept_where_the_format_has_it(run_dir, tmp_path):  # noq
     outs = {}
     for fmt in ("png", "webp", "jpg"):
         translate_folder(load_generator(run_dir)[0], src, tmp_path / fmt,
-                         TranslateOptions(fmt=fmt, precision="fp32", workers=0), progress=False)
+                         TranslateOptions(fmt=fmt, workers=0), progress=False)
         outs[fmt] = Image.open(tmp_path / fmt / f"cut.{fmt}")
     assert outs["png"].mode == "RGBA" and np.array_equal(np.asarray(outs["png"])[..., 3], rgba[..., 3])
     assert outs["webp"].mode == "RGBA"

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from gan import GanError
-from gan.inference import zoo
+from gan.hub import zoo
 from gan.nn.networks import ResnetGenerator
 from tests.helpers import HANG_GUARD, write_images
 

@@ -22,7 +22,7 @@ Schema, version 2 (every key always present; None where a feature is off):
     best          {metric, value, step} of best.pt, or None
 
 Version 1 files (before model kinds) are migrated on load (`migrate`). Inference reads them through
-gan.inference.load. A file that lacks what is asked of it gives a GanError naming the missing key.
+gan.checkpoint.source. A file that lacks what is asked of it gives a GanError naming the missing key.
 """
 
 from __future__ import annotations

@@ -44,16 +44,16 @@ def main(argv: list[str] | None = None) -> int:
         tune_allocator()
         from gan import GanError
         from gan.app import Settings, build_catalog, cleanup, serve
-        from gan.distributed import resolve_device
+        from gan.runtime import Runtime
 
         if args.auth is not None and ":" not in args.auth:
             raise GanError("--auth takes USER:PASS")
         if not 0 < args.port < 65536:
             raise GanError(f"--port must be 1..65535, got {args.port}")
-        device = resolve_device(args.device, "--device")
+        runtime = Runtime.resolve(args.device, args.precision)
         if args.max_video_seconds <= 0 or args.max_video_frames < 1:
             raise GanError("--max-video-seconds must be > 0 and --max-video-frames >= 1")
-        settings = Settings(device, args.precision, args.max_megapixels, args.max_video_seconds,
+        settings = Settings(runtime, args.max_megapixels, args.max_video_seconds,
                             args.max_video_frames, args.vgg_weights)
         catalog = build_catalog(args.runs, args.checkpoint)
         if not catalog.models:

@@ -56,13 +56,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def go() -> int:
         from gan.inference.load import load_generator
-        from gan.distributed import resolve_device
         from gan.inference.engine import Engine
+        from gan.runtime import Runtime
 
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-        device = resolve_device(args.device, "--device")
-        scorer = Scorer(metrics, inception_weights=args.inception_weights, device=device)
-        net, info = load_generator(args.checkpoint, args.direction, device)
+        runtime = Runtime.resolve(args.device, args.precision)
+        scorer = Scorer(metrics, inception_weights=args.inception_weights, device=runtime.device)
+        net, info = load_generator(args.checkpoint, args.direction, runtime.device)
         inputs, refs = find_images(args.input), find_images(args.reference)
         if not inputs:
             raise GanError(f"no images in --input {args.input}")
@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.num_images:
             inputs, refs = inputs[: args.num_images], refs[: args.num_images]
         n_ref = add_reference(scorer, refs, None)
-        engine = Engine(net, device, args.precision, max_pixels=int(args.max_megapixels * 1e6))
-        n_in = add_translations(scorer, engine, inputs, args.size)
+        engine = Engine(net, runtime, max_pixels=int(args.max_megapixels * 1e6))
+        n_in = add_translations(scorer, engine.to_uint8, inputs, args.size)
         results = {**scorer.compute(), "n_input": n_in, "n_reference": n_ref}
         print(format_table(results))
         record = {"checkpoint": str(info.path), "direction": args.direction, "input": args.input,

@@ -31,20 +31,21 @@ def main(argv: list[str] | None = None) -> int:
     def go() -> int:
         import logging
 
-        from gan.inference.load import checkpoint_kind, load_generator, load_style_network
-        from gan.models import KINDS
+        from gan.checkpoint.source import open_model
+        from gan.models.base import one_image
 
-        kind = checkpoint_kind(args.checkpoint)
-        if kind in KINDS and KINDS[kind].inputs != ("image",):
-            net, info = load_style_network(args.checkpoint, "cpu")
-            spec = KINDS[kind].export_spec(net)
-            diff = write_export(spec, args.format, args.output, meta={"kind": kind, "description": info.description})
+        model = open_model(args.checkpoint, args.weights)
+        if model.source in ("onnx", "torchscript"):
+            raise GanError(f"--checkpoint is already an exported ({model.source}) model")
+        if not one_image(model.kind_class()):
+            net, info = model.style_network()
+            spec = model.kind_class().export_spec(net)
+            diff = write_export(spec, args.format, args.output,
+                                meta={"kind": model.kind, "description": info.description})
             logging.getLogger("gan").info("exported %s to %s (inputs %s); check: max abs difference %.2e",
                                           info.description, args.output, ", ".join(spec.input_names), diff)
             return 0
-        net, info = load_generator(args.checkpoint, args.direction, "cpu", args.weights)
-        if info.source in ("onnx", "torchscript"):
-            raise GanError(f"--checkpoint is already an exported ({info.source}) model")
+        net, info = model.generator(args.direction)
         meta = {"kind": info.kind, "name": info.name, "direction": args.direction, "description": info.description}
         diff = export(net, args.format, args.output, info.in_channels, meta)
         logging.getLogger("gan").info("exported %s (%s) to %s; check: max abs difference %.2e (< %g)",

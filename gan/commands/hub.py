@@ -4,7 +4,7 @@
     python -m gan.hub push RUN_OR_CKPT USER/REPO [--private] [--token TOKEN] [--message TEXT]
 
 FOLDER gets model.safetensors, config.json, a model card (README.md) and the run's last sample sheet;
-`--checkpoint FOLDER` and `--checkpoint hf:USER/REPO[@REVISION]` load it. The work is gan.inference.hub's; this is
+`--checkpoint FOLDER` and `--checkpoint hf:USER/REPO[@REVISION]` load it. The work is gan.hub.publish's; this is
 the command.
 """
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     def go() -> int:
         import logging
 
-        from gan.inference import hub
+        from gan.hub import publish as hub
 
         log = logging.getLogger("gan")
         if args.command == "save":

@@ -57,12 +57,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def go() -> int:
         tune_allocator()
-        from gan.distributed import resolve_device
-        from gan.stylize.optimise import StylizeOptions, load_vgg, stylize_files
-        from gan.inference.precision import resolve_precision
+        from gan.runtime import Runtime
+        from gan.stylize.files import stylize_files
+        from gan.stylize.optimise import load_vgg
+        from gan.stylize.options import StylizeOptions
 
-        device = resolve_device(args.device, "--device")
-        precision = resolve_precision(args.precision, device, fp16=False).name  # fp16 pixels under Adam lose too much
+        runtime = Runtime.resolve(args.device, args.precision)
+        device = runtime.device
         style_weight = args.style_weight if args.style_weight is not None else (
             1e6 if args.style_loss == "gram" else 10.0)
         opts = StylizeOptions(
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             content_layers=tuple(x.strip() for x in args.content_layers.split(",") if x.strip()),
             style_layers=tuple(x.strip() for x in args.style_layers.split(",") if x.strip()),
             style_loss=args.style_loss, style_scale=args.style_scale, optimizer=args.optimizer, lr=args.lr,
-            ema=args.ema, init=args.init, seed=args.seed, preserve_color=args.preserve_color, precision=precision,
+            ema=args.ema, init=args.init, seed=args.seed, preserve_color=args.preserve_color,
         )
         import logging
 
@@ -86,15 +87,15 @@ def main(argv: list[str] | None = None) -> int:
             from gan.inference.load import load_style_network
 
             model, info = load_style_network(args.model, device)
-            log.info("feed-forward stylization with %s on %s (%s), alpha %g", info.description, device, precision,
+            log.info("feed-forward stylization with %s on %s, alpha %g", info.description, runtime.describe(),
                      args.alpha)
         else:
             if opts.size == 0:
                 raise GanError("--size 0 (the photo's own size) is for --model; optimisation needs a size")
             vgg = load_vgg(opts, args.vgg_weights, device)
-            log.info("stylizing on %s (%s), %s style loss, scales %s px", device, precision, opts.style_loss,
+            log.info("stylizing on %s, %s style loss, scales %s px", runtime.for_pixels().describe(), opts.style_loss,
                      _scales(opts))
-        stylize_files(args.content, args.style, args.output, opts, vgg, device, args.format, args.bit_depth,
+        stylize_files(args.content, args.style, args.output, opts, vgg, runtime, args.format, args.bit_depth,
                       args.overwrite, args.save_every, model=model, alpha=args.alpha)
         return 0
 
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _scales(opts) -> str:
-    from gan.stylize.optimise import scale_sizes
+    from gan.stylize.options import scale_sizes
 
     return ", ".join(map(str, scale_sizes(opts.size, opts.min_size)))
 

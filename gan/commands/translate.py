@@ -65,15 +65,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def go() -> int:
         tune_allocator()
-        import torch
-
         from gan import GanError
         from gan.inference.load import load_generator
-        from gan.distributed import resolve_device
         from gan.inference.engine import check_strength
-        from gan.inference.precision import resolve_precision
         from gan.inference.translate import TranslateOptions, plan_outputs, side_by_side, translate_folder
         from gan.inference.video import VideoOptions, is_video
+        from gan.runtime import Runtime
 
         for name in ("workers", "tile", "tile_overlap"):
             if getattr(args, name) < 0:
@@ -83,24 +80,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.batch_size is not None and args.batch_size < 1:
             raise GanError("--batch-size must be >= 1")
         check_strength(args.strength)
-        device = resolve_device(args.device, "--device")
-        net, info = load_generator(args.checkpoint, args.direction, device, args.weights)
-        if device.type == "cuda" and isinstance(net, torch.nn.Module):
-            net = net.to(memory_format=torch.channels_last)  # the fast layout for convolutions on GPUs
+        runtime = Runtime.resolve(args.device, args.precision)
+        net, info = load_generator(args.checkpoint, args.direction, runtime.device, args.weights)
+        net, runtime = runtime.prepare(net)  # (what the engine does too: said here before the work starts)
         log = logging.getLogger("gan")
-        batch = args.batch_size or (4 if device.type == "cuda" else 1)  # CPUs gain nothing from batching
-        precision = "fp32" if info.source in ("onnx", "torchscript") else resolve_precision(args.precision, device).name
-        log.info("generator: %s, %s, on %s (%s, batch %d%s)", info.description, args.direction, device, precision,
+        batch = args.batch_size or (4 if runtime.device.type == "cuda" else 1)  # CPUs gain nothing from batching
+        log.info("generator: %s, %s, on %s (batch %d%s)", info.description, args.direction, runtime.describe(),
                  batch, f", strength {args.strength:g}" if args.strength != 1 else "")
         opts = TranslateOptions(
             batch_size=batch, tile=args.tile, tile_overlap=args.tile_overlap,
             max_pixels=int(args.max_megapixels * 1e6), resize=args.resize, fmt=args.format.lower(),
-            overwrite=args.overwrite, workers=args.workers, precision=precision, strength=args.strength,
+            overwrite=args.overwrite, workers=args.workers, strength=args.strength,
             video=VideoOptions(stats=args.video_stats, momentum=args.video_momentum, clip_frames=args.clip_frames,
                                codec=args.video_codec, crf=args.crf,
                                **({} if args.video_smooth is None else {"smooth": args.video_smooth})),
         )
-        report = translate_folder(net, args.input, args.output, opts)
+        report = translate_folder(net, args.input, args.output, opts, runtime=runtime)
         images = report.written - report.videos
         what = [f"{images} image(s)"] if images or not report.videos else []
         if report.videos:

@@ -3,7 +3,7 @@
     python -m gan.zoo list             # the names, what each does, which are in the cache
     python -m gan.zoo get style_monet  # download one now (test.py --checkpoint zoo:style_monet does it too)
 
-The work is gan.inference.zoo's; this is the command.
+The work is gan.hub.zoo's; this is the command.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def go() -> int:
-        from gan.inference import zoo
+        from gan.hub import zoo
 
         if args.command == "list":
             have = zoo.cached()

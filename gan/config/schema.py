@@ -87,6 +87,11 @@ class DiscriminatorConfig:
     # update and the generators') goes through first, differentiably: any of translation, cutout, color.
     # Against a discriminator that memorises a small painting set; () = off
     augment: tuple[str, ...] = ()
+    # Images each discriminator judges per update, real and generated alike: the batch's own, plus batch - 1 more
+    # real ones of its domain (from the loader) and batch - 1 more generated ones (from its history pool). The
+    # discriminator sees more per step at a fraction of a larger data.batch_size's cost (the generators do not
+    # translate more); 1 = only the batch's own
+    batch: int = 1
 
 
 @dataclass(frozen=True)
@@ -547,6 +552,8 @@ def validate(cfg: Config, kinds: dict) -> None:
     _require(m.discriminator.ndf >= 1, "model.discriminator.ndf", m.discriminator.ndf, "an integer >= 1")
     _require(m.discriminator.n_layers >= 1, "model.discriminator.n_layers", m.discriminator.n_layers,
              "an integer >= 1")
+    _require(1 <= m.discriminator.batch <= 64, "model.discriminator.batch", m.discriminator.batch,
+             "an integer from 1 (the batch's own images) to 64")
     _require(1 <= m.discriminator.scales <= 4, "model.discriminator.scales", m.discriminator.scales,
              "an integer from 1 (one PatchGAN) to 4")
     bad = [a for a in m.discriminator.augment if a not in AUGMENTS]

@@ -190,9 +190,12 @@ class UnpairedDataset(Dataset):
     (B[i % |B|] with serial_batches). Indexed by (epoch, i) so every draw is a function of (seed, epoch, i)."""
 
     def __init__(self, paths_a: list[Path], paths_b: list[Path] | None, transform: A.Compose, seed: int = 0,
-                 serial_batches: bool = False, warn: bool = True):
+                 serial_batches: bool = False, warn: bool = True, extra: int = 0):
         # paths_b None: a model kind that reads domain A only (the items then have no "B").
+        # extra > 0: each item also carries that many more random images of each domain ("A_more", "B_more":
+        # (extra, C, H, W)), for discriminators that judge more images per update than the generators translate.
         self.paths_a, self.paths_b = list(paths_a), (list(paths_b) if paths_b is not None else None)
+        self.extra = extra
         self.warn = warn  # False on ranks > 0: rank 0 speaks for all
         self.transform = transform
         self.seed = seed
@@ -214,6 +217,13 @@ class UnpairedDataset(Dataset):
         if self.paths_b is not None:
             b, path_b = self._load(self.paths_b, ib)
             item.update(B=self._augment(b, seed_b), B_path=str(path_b))
+        if self.extra:  # drawn after the item's own choices, so they stay what they were without extras
+            for key, paths in (("A", self.paths_a), ("B", self.paths_b)):
+                if paths is not None:
+                    picks = rng.integers(len(paths), size=self.extra)
+                    seeds = rng.integers(0, 2**31 - 1, size=self.extra)
+                    item[f"{key}_more"] = torch.stack([self._augment(self._load(paths, int(i))[0], int(sd))
+                                                       for i, sd in zip(picks, seeds)])
         return item
 
     def _augment(self, img: np.ndarray, seed: int) -> torch.Tensor:
@@ -305,16 +315,16 @@ def ensure_sample_dataset(cfg: DataConfig) -> None:
 
 
 def build_train_data(cfg: Config, rank: int = 0, world_size: int = 1, device: torch.device | None = None,
-                     domains: tuple[str, ...] = ("A", "B")) -> TrainData:
+                     domains: tuple[str, ...] = ("A", "B"), extra: int = 0) -> TrainData:
     """Loader of {"A", "B"} batches; with domains ("A",), of {"A"} only: domain B is then neither needed nor
-    scanned (domain_b None)."""
+    scanned (domain_b None). `extra`: more random images of each domain per item (UnpairedDataset)."""
     d = cfg.data
     transform = build_transform(d, train=True)  # config mistakes first, before any folder is scanned
     ensure_sample_dataset(d)
     domain_a = scan_domain(domain_dir(d, "train_a"), "data.train_a", rank, world_size)
     domain_b = scan_domain(domain_dir(d, "train_b"), "data.train_b", rank, world_size) if "B" in domains else None
     dataset = UnpairedDataset(domain_a.paths, domain_b.paths if domain_b else None, transform, cfg.seed,
-                              d.serial_batches, warn=rank == 0)
+                              d.serial_batches, warn=rank == 0, extra=extra)
     sampler = UnpairedSampler(len(dataset), cfg.seed, shuffle=not d.serial_batches, rank=rank,
                               world_size=world_size)
     if sampler.per_rank() < d.batch_size:

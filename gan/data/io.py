@@ -281,3 +281,72 @@ def resize_center_crop(img: np.ndarray, size: int) -> np.ndarray:
     return img[y:y + size, x:x + size]
 
 
+# ------------------------------------------------------------------------------------ animated images
+
+
+def is_animated(path: Path) -> bool:
+    """An animated GIF or WebP (more than one frame); a single-frame one is a still image."""
+    try:
+        with Image.open(path) as img:
+            return getattr(img, "n_frames", 1) > 1
+    except (OSError, ValueError, SyntaxError, EOFError):
+        return False
+
+
+def read_animation(path: Path):
+    """(frame count, loop count, (h, w), frames()) of an animated GIF/WebP: frames() yields (uint8 RGB (H, W, 3),
+    duration in ms) in order, each time it is called. Raises ImageDecodeError."""
+    from PIL import ImageSequence
+
+    try:
+        with Image.open(path) as img:
+            n, loop, hw = getattr(img, "n_frames", 1), img.info.get("loop", 0), (img.height, img.width)
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        raise ImageDecodeError(f"{path}: cannot read it as an animation ({str(e) or type(e).__name__})") from None
+
+    def frames():
+        try:
+            with Image.open(path) as img:
+                for frame in ImageSequence.Iterator(img):
+                    yield _to_rgb(frame.convert("RGBA") if frame.mode == "P" else frame), frame.info.get("duration", 100)
+        except (OSError, ValueError, SyntaxError, EOFError) as e:
+            raise ImageDecodeError(f"{path}: cannot read it as an animation ({str(e) or type(e).__name__})") from None
+
+    return n, loop, hw, frames
+
+
+def write_animation(frames: list[np.ndarray], durations: list[int], loop: int, path: str | Path) -> None:
+    """uint8 RGB frames as an animated GIF or WebP (by the file's suffix), with each frame's duration (ms) and the
+    loop count; written under a temporary name and renamed, so a failure leaves no half-written file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.part{path.suffix}")
+    fmt = "GIF" if path.suffix.lower() == ".gif" else "WEBP"
+    extra = {"quality": 90} if fmt == "WEBP" else {"optimize": False}
+    images = [Image.fromarray(f) for f in frames]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        images[0].save(tmp, format=fmt, save_all=True, append_images=images[1:], duration=list(durations),
+                       loop=loop, **extra)
+        tmp.replace(path)
+    except OSError as e:
+        raise GanError(f"cannot write {path}: {e.strerror or e}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------- contact sheets
+
+
+def side_by_side(rows: list[list[np.ndarray]], height: int, gap: int = 4) -> np.ndarray:
+    """Rows of uint8 RGB images, each scaled (Lanczos) to `height` px keeping its aspect, laid out left to right
+    with `gap` px of white between and around them: one sheet (input | output rows, a comparison strip)."""
+    scaled = [[np.asarray(Image.fromarray(img).resize((max(1, round(img.shape[1] * height / img.shape[0])), height),
+                                                      Image.LANCZOS)) for img in row] for row in rows]
+    width = max(sum(c.shape[1] for c in row) + gap * (len(row) + 1) for row in scaled)
+    sheet = np.full((len(scaled) * (height + gap) + gap, width, 3), 255, np.uint8)
+    for r, row in enumerate(scaled):
+        x = gap
+        for cell in row:
+            sheet[gap + r * (height + gap): gap + r * (height + gap) + height, x: x + cell.shape[1]] = cell
+            x += cell.shape[1] + gap
+    return sheet

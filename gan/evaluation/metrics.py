@@ -67,9 +67,10 @@ def inception(weights: str | None = None) -> nn.Module:
         net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
                                  feature_extractor_weights_path=path)
     except Exception as e:  # download failures surface as URLError/OSError/RuntimeError
-        reason = str(e).splitlines()[0] if str(e) else ""
+        from gan.network import network_problem
+
         raise GanError(
-            f"could not load the FID Inception weights ({type(e).__name__}: {reason})."
+            f"could not load the FID Inception weights: {network_problem(e)}."
             f" Without internet, download {url} elsewhere and place it at {cached} "
             f"(TORCH_HOME={os.environ.get('TORCH_HOME', 'unset')}), or pass its path (--inception-weights / "
             "eval.inception_weights). edge_ssim needs no weights."
@@ -218,8 +219,9 @@ def add_reference(scorer: "Scorer", paths: list[Path], size: int | None) -> int:
     return n
 
 
-def add_translations(scorer: "Scorer", engine, paths: list[Path], size: int | None) -> int:
-    """Translate each image through `engine` (gan.inference.engine.Engine: its precision and band policy) and add it."""
+def add_translations(scorer: "Scorer", translate, paths: list[Path], size: int | None) -> int:
+    """Translate each image with `translate` (uint8 (C, H, W) -> uint8 (H, W, C): the inference engine's
+    `to_uint8`, with its precision and band policy, or the trainer's generator at the crop size) and add it."""
     n = 0
     for p in paths:
         try:
@@ -227,7 +229,7 @@ def add_translations(scorer: "Scorer", engine, paths: list[Path], size: int | No
         except ImageDecodeError as e:
             log.warning("skipping unreadable image %s", e)
             continue
-        out = engine.image(to_chw(img), as_uint8=True)
+        out = translate(to_chw(img))
         scorer.add_fake(to_chw(out)[None], sources=to_chw(img)[None])
         n += 1
     return n

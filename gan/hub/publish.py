@@ -9,98 +9,56 @@ builds its stylizer from) in model.safetensors, named `NET.PARAM`; config.json w
 config (inference reads its `model` section), the step, the weights used and the evaluation numbers the run
 has; a model card (README.md, the Hub's format: metadata header, what it translates, the recipe, numbers, how
 to use it) and the run's last sample sheet. `--checkpoint FOLDER` and `--checkpoint hf:user/repo` load it
-(gan.inference.load).
+(gan.checkpoint.source).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
 from gan import GanError, __version__
-from gan.inference.load import FOLDER_CONFIG, FOLDER_FORMAT, FOLDER_WEIGHTS, model_config
-from gan.training.checkpoint import is_gan_checkpoint, migrate, require, resolve, run_dir_of, safe_load
+from gan.checkpoint import folder as saved
+from gan.checkpoint.runs import read_metrics
+from gan.checkpoint.schema import run_dir_of
+from gan.checkpoint.source import open_model
 
 
-def inference_nets(kind, obj: dict, path: Path, weights: str = "ema") -> tuple[dict[str, dict], dict[str, str]]:
-    """{net name: state dict} of what inference builds from checkpoint `obj` of model kind `kind` (its class),
-    and {net name: "ema" | "raw"}."""
-    ema = obj.get("ema") or {}
-    nets, used = {}, {}
-
-    def state_of(name: str) -> dict:
-        if name not in nets:
-            pick = weights == "ema" and name in ema
-            nets[name], used[name] = (ema[name] if pick else require(obj, f"nets.{name}", path, dict)), (
-                "ema" if pick else "raw")
-        return nets[name]
-
-    if kind.inputs == ("image",):
-        for name in kind.generators.values():
-            state_of(name)
-    else:  # the kind asks for what it builds its network from
-        kind.load_inference(model_config(obj, path), state_of, path)
-    return nets, used
-
-
-def _evaluation(run_dir: Path, obj: dict) -> dict:
+def _evaluation(run_dir: Path, best: dict | None) -> dict:
     """The run's last evaluation (metrics.jsonl lines the trainer's evaluation wrote) and its best checkpoint."""
-    from gan.training.tracking import read_metrics
-
     found: dict = {}
     for rec in reversed(read_metrics(run_dir)):
         if "loss_g" not in rec and any(k.endswith(("_ab", "_ba")) for k in rec):
             found = {"step": rec.get("step"), **{k: v for k, v in rec.items() if k != "step"}}
             break
-    if obj.get("best"):
-        found["best"] = obj["best"]
+    if best:
+        found["best"] = best
     return found
 
 
 def save(source: str | Path, folder: str | Path, weights: str = "ema", overwrite: bool = False) -> Path:
     """Write `source` (a run directory or checkpoint of this project) as a saved folder; returns the folder."""
-    from safetensors.torch import save_file
+    from gan.checkpoint.schema import safe_load
 
-    path = resolve(source)
-    obj = safe_load(path)
-    if not is_gan_checkpoint(obj):
-        raise GanError(f"{path} is not a checkpoint of this project (save takes a run directory or checkpoint)")
-    obj = migrate(obj, path)
-    folder = Path(folder)
-    if folder.exists() and any(folder.iterdir()) and not overwrite:
-        raise GanError(f"{folder} exists and is not empty; nothing was written (pass --overwrite to replace it)")
-    from gan.models import kind_class
-
-    kind = kind_class(require(obj, "kind", path, str))
-    nets, used = inference_nets(kind, obj, path, weights)
-    tensors = {f"{name}.{k}": v.detach().cpu().contiguous().clone() for name, sd in nets.items() for k, v in sd.items()}
-    cfg = obj.get("config") or {}
-    run_dir = run_dir_of(path)
+    model = open_model(source, weights)
+    if model.source != "checkpoint":
+        raise GanError(f"{model.path} is not a checkpoint of this project (save takes a run directory or checkpoint)")
+    kind = model.kind_class()
+    nets, used = model.inference_nets()
+    run_dir = run_dir_of(model.path)
+    cfg = safe_load(model.path, mmap=True).get("config") or {}
     config = {
-        "format": FOLDER_FORMAT, "gan_version": __version__, "kind": obj["kind"], "inputs": list(kind.inputs),
-        "generators": dict(kind.generators), "nets": used, "name": cfg.get("name"), "step": obj.get("step"),
-        "evaluation": _evaluation(run_dir, obj), "config": cfg,
+        "gan_version": __version__, "kind": model.kind, "inputs": list(kind.inputs),
+        "generators": dict(kind.generators), "nets": used, "name": cfg.get("name"), "step": model.step,
+        "evaluation": _evaluation(run_dir, safe_load(model.path, mmap=True).get("best")), "config": cfg,
     }
-    tmp = Path(tempfile.mkdtemp(prefix=".saving-", dir=folder.parent if folder.parent.exists() else None))
-    try:
-        save_file(tensors, str(tmp / FOLDER_WEIGHTS), metadata={"format": FOLDER_FORMAT, "kind": obj["kind"]})
-        (tmp / FOLDER_CONFIG).write_text(json.dumps(config, indent=2, default=str) + "\n")
-        samples = sorted((run_dir / "samples").glob("*.png"))
-        if samples:
-            shutil.copy(samples[-1], tmp / "sample.png")
-        (tmp / "README.md").write_text(model_card(config, samples[-1].name if samples else None))
-        for f in tmp.iterdir():
-            f.chmod(0o644)
-        tmp.chmod(0o755)  # (a temporary folder is private; the saved one is for sharing)
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(tmp), str(folder))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+    samples = sorted((run_dir / "samples").glob("*.png"))
+    extra = {"README.md": model_card({"format": saved.FORMAT, **config},
+                                      samples[-1].name if samples else None).encode()}
+    if samples:
+        extra["sample.png"] = samples[-1]
+    return saved.write(Path(folder), nets, config, extra, overwrite)
 
 
 def model_card(config: dict, sample_from: str | None) -> str:
@@ -160,7 +118,7 @@ def push(source: str | Path, repo_id: str, private: bool = False, token: str | N
          message: str | None = None, api=None) -> str:
     """Save `source` into a temporary folder and upload it to the Hub repository `repo_id` (created when it does
     not exist). `api`: a huggingface_hub.HfApi (or anything with its create_repo and upload_folder)."""
-    from gan.inference.sources import parse_repo
+    from gan.hub.sources import parse_repo
 
     repo, revision = parse_repo(repo_id)
     if revision:
@@ -173,7 +131,7 @@ def push(source: str | Path, repo_id: str, private: bool = False, token: str | N
         api = HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="gan-push-") as tmp:
         folder = save(source, Path(tmp) / "model")
-        kind = json.loads((folder / FOLDER_CONFIG).read_text())["kind"]
+        kind = json.loads((folder / saved.CONFIG).read_text())["kind"]
         try:
             api.create_repo(repo, repo_type="model", private=private, exist_ok=True)
             info = api.upload_folder(repo_id=repo, folder_path=str(folder), repo_type="model",
@@ -181,6 +139,8 @@ def push(source: str | Path, repo_id: str, private: bool = False, token: str | N
         except Exception as e:
             if isinstance(e, GanError):
                 raise
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise GanError(f"cannot push to {repo}: {first} (log in with `hf auth login` or pass --token)") from None
+            from gan.network import network_problem
+
+            raise GanError(f"cannot push to {repo}: "
+                           f"{network_problem(e, 'log in with `hf auth login`, set HF_TOKEN or pass --token')}") from None
     return str(getattr(info, "commit_url", None) or info or f"https://huggingface.co/{repo}")

@@ -1,7 +1,7 @@
 """Where a model named on the command line comes from: `zoo:NAME` (the reference's pretrained generators,
-gan.inference.zoo), `hf:user/repo[@revision]` (a folder saved by `python -m gan.hub`, fetched through
+gan.hub.zoo), `hf:user/repo[@revision]` (a folder saved by `python -m gan.hub`, fetched through
 huggingface_hub's own download and cache, which also serves it offline), or a path (a file, a run directory or a
-saved folder). `locate` turns each into a local path; gan.inference.load reads what is there.
+saved folder). `locate` turns each into a local path; gan.checkpoint.source reads what is there.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ HUB_FILES = ("config.json", "model.safetensors", "README.md", "sample.png")
 
 def locate(spec: str | Path) -> Path:
     """A local path for `spec`: downloads a zoo model or a Hub repository first when it is not cached."""
-    from gan.inference.zoo import PREFIX, fetch
+    from gan.hub.zoo import PREFIX, fetch
 
     text = str(spec)
     if text.startswith(PREFIX):
@@ -38,16 +38,14 @@ def hf_snapshot(text: str) -> Path:
     """The local folder of a Hub repository (huggingface_hub's cache; HF_HUB_OFFLINE=1 uses only the cache)."""
     repo, revision = parse_repo(text)
     try:
-        import huggingface_hub
         from huggingface_hub import snapshot_download
     except ImportError:
         raise GanError("hf: models need the huggingface_hub package: pip install huggingface_hub") from None
     try:
         folder = snapshot_download(repo, revision=revision, allow_patterns=list(HUB_FILES))
-    except huggingface_hub.errors.HfHubHTTPError as e:
-        raise GanError(f"cannot download hf:{text}: {str(e).splitlines()[0]}") from None
-    except Exception as e:  # offline without a cached copy, a revision or repository that does not exist, ...
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise GanError(f"cannot get hf:{text} ({type(e).__name__}: {first}); offline, only a repository "
-                       "downloaded before can be used") from None
+    except Exception as e:  # offline without a cached copy, a repository or revision that does not exist, ...
+        from gan.network import network_problem
+
+        raise GanError(f"cannot get hf:{text}: {network_problem(e, 'a private repository needs `hf auth login` or HF_TOKEN')}"
+                       "; offline, only a repository downloaded before can be used") from None
     return Path(folder)

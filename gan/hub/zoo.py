@@ -119,6 +119,8 @@ def _download(url: str, part: Path, name: str, progress: bool) -> None:
 
     from tqdm import tqdm
 
+    from gan.network import network_problem
+
     have = part.stat().st_size if part.is_file() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     where = cache_home() / "zoo" / f"{name}.pth"
@@ -128,11 +130,10 @@ def _download(url: str, part: Path, name: str, progress: bool) -> None:
         if e.code == 416 and have:  # the range starts at the end: the file is there
             return
         part.unlink(missing_ok=True)
-        raise GanError(f"cannot download zoo:{name} from {url}: HTTP {e.code} {e.reason}") from None
+        raise GanError(f"cannot download zoo:{name} from {url}: {network_problem(e)}") from None
     except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", None) or e
-        raise GanError(f"zoo:{name} is not in the cache and cannot be downloaded ({reason}). Download {url} "
-                       f"and place it at {where} (or set GAN_ZOO_URL to a mirror)") from None
+        raise GanError(f"zoo:{name} is not in the cache and cannot be downloaded: {network_problem(e)}. Download "
+                       f"{url} and place it at {where} (or set GAN_ZOO_URL to a mirror)") from None
     with response:
         resumed = have and response.status == 206
         if not resumed:
@@ -150,8 +151,8 @@ def _download(url: str, part: Path, name: str, progress: bool) -> None:
                     f.write(chunk)
                     bar.update(len(chunk))
         except (OSError, urllib.error.URLError, http.client.HTTPException) as e:
-            raise GanError(f"the download of zoo:{name} was interrupted ({e}); run the command again to resume "
-                           f"it, or place {url} at {where}") from None
+            raise GanError(f"the download of zoo:{name} was interrupted ({network_problem(e)}); run the command "
+                           f"again to resume it, or place {url} at {where}") from None
         finally:
             bar.close()
     got = part.stat().st_size
@@ -163,7 +164,7 @@ def _download(url: str, part: Path, name: str, progress: bool) -> None:
 def _check_generator(part: Path, url: str) -> None:
     """What arrived is a complete reference CycleGAN generator, or it is removed."""
     from gan.nn.networks import load_reference_generator
-    from gan.training.checkpoint import safe_load
+    from gan.checkpoint.schema import safe_load
 
     try:
         obj = safe_load(part)

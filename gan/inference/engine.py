@@ -1,15 +1,16 @@
 """The one inference engine: folders, videos, evaluation, the web app and feed-forward stylization translate
 through it.
 
-    engine = Engine(net, device, precision="auto", tile=0, max_pixels=4_000_000)
+    engine = Engine(net, Runtime.resolve("auto", "auto"), tile=0, max_pixels=4_000_000)
     outs = engine.batch([uint8_chw, ...])          # same-size images, one pass
     out = engine.image(uint8_chw, as_uint8=True)   # any size: one pass, or bands when the band policy says so
 
-It owns what every path must agree on: the device, the precision (gan.inference.precision, resolved once; exported
-models run in fp32), the memory layout (channels-last inputs on CUDA), the band policy (an image above
-`tile` x `tile` pixels, or above `max_pixels` when no tile is given, is computed in bands with whole-image
-norm statistics by gan.inference.tiling, or in blended tiles for a net the band runner cannot read) and the
-strength (`apply_strength`: 0 = the input exactly, 1 = the model's output exactly, above 1 exaggerates).
+It owns what every path must agree on, decided once when it is built: the net prepared for the runtime policy
+(gan.runtime: device, precision, layout; an exported model runs in fp32 as it is, whatever the entry point
+asked), the band policy (an image above `tile` x `tile` pixels, or above `max_pixels` when no tile is given,
+is computed in bands with whole-image norm statistics by the net's one gan.inference.tiling.BandPlan, or in
+blended tiles for a net the band runner cannot read) and the strength (`apply_strength`: 0 = the input
+exactly, 1 = the model's output exactly, above 1 exaggerates).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from torch import nn
 from gan import GanError
 from gan.inference import tiling
 from gan.data.io import normalize_uint8, to_uint8
-from gan.inference.precision import Precision, resolve_precision
+from gan.runtime import Runtime
 
 AUTO_TILE = 512  # bands of about this many pixels squared for images above max_pixels
 MAX_STRENGTH = 4.0
@@ -65,28 +66,31 @@ def net_device(net) -> torch.device:
 
 
 class Engine:
-    def __init__(self, net, device: torch.device | str | None = None, precision: str | Precision = "fp32",
-                 tile: int = 0, tile_overlap: int = 32, max_pixels: int = 4_000_000, cache_mb: int = 256,
-                 strength: float = 1.0):
-        self.net = net
+    def __init__(self, net, runtime: Runtime | None = None, tile: int = 0, tile_overlap: int = 32,
+                 max_pixels: int = 4_000_000, cache_mb: int = 256, strength: float = 1.0):
+        """`runtime`: the entry point's resolved policy (default: fp32 where the net is)."""
         self.strength = check_strength(strength)
-        self.device = torch.device(device) if device is not None else net_device(net)
-        if not getattr(net, "supports_autocast", True):  # an exported model computes in its own precision
-            precision = "fp32"
-        self.precision = resolve_precision(precision, self.device)
+        self.net, self.runtime = (runtime or Runtime.on(net_device(net))).prepare(net)
+        self.device, self.precision = self.runtime.device, self.runtime.precision
         self.tile, self.tile_overlap, self.max_pixels, self.cache_mb = tile, tile_overlap, max_pixels, cache_mb
-        self.channels_last = self.device.type == "cuda"
+        self._bands: tiling.BandPlan | None = None
 
     @classmethod
-    def for_options(cls, net, opts, device: torch.device | None = None) -> "Engine":
-        """From anything with precision, tile, tile_overlap, max_pixels, cache_mb and strength (TranslateOptions)."""
-        return cls(net, device, opts.precision, opts.tile, opts.tile_overlap, opts.max_pixels, opts.cache_mb,
-                   opts.strength)
+    def for_options(cls, net, opts, runtime: Runtime | None = None) -> "Engine":
+        """From anything with tile, tile_overlap, max_pixels, cache_mb and strength (TranslateOptions)."""
+        return cls(net, runtime, opts.tile, opts.tile_overlap, opts.max_pixels, opts.cache_mb, opts.strength)
 
     def autocast(self):
-        return self.precision.autocast()
+        return self.runtime.autocast()
 
     # ----------------------------------------------------------------------------------- band policy
+
+    @property
+    def bands(self) -> tiling.BandPlan:
+        """The net's band plan, worked out the first time a big image comes (small images never need it)."""
+        if self._bands is None:
+            self._bands = tiling.BandPlan(self.net)
+        return self._bands
 
     def tile_for(self, h: int, w: int) -> int:
         """The band/tile size for an h x w image, or 0 when it is translated in one pass."""
@@ -99,13 +103,12 @@ class Engine:
         tile = self.tile_for(h, w)
         why = f"above --tile {self.tile}" if self.tile else f"above --max-megapixels {self.max_pixels / 1e6:g}"
         head = f"{w}x{h} ({h * w / 1e6:.3g} MP), {why}:"
-        plan = tiling.plan_summary(self.net, h, w, tile, float32=not self.precision.amp)
-        if plan is not None:
-            passes, rows = plan
+        if self.bands.runs_in_bands:
+            passes, rows = self.bands.summary(h, w, tile, self.precision)
             return (f"{head} computed in bands of about {rows} rows, {passes} passes, with whole-image norm "
                     f"statistics")
         n = len(tiling._tile_starts(h, tile, self.tile_overlap)) * len(tiling._tile_starts(w, tile, self.tile_overlap))
-        return (f"{head} {n} overlapping tiles of {tile} px, each with its own norm statistics ({tiling.why_not(self.net)})")
+        return f"{head} {n} overlapping tiles of {tile} px, each with its own norm statistics ({self.bands.why_not})"
 
     # ----------------------------------------------------------------------------------- translation
 
@@ -115,8 +118,7 @@ class Engine:
         (float, on the CPU), in one pass (big images: `image`)."""
         x = torch.stack(images).to(self.device, non_blocking=True)
         x = normalize_uint8(x) if x.dtype == torch.uint8 else x
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=self.runtime.memory_format)
         with self.autocast():
             y = self.net(x)
         return list(apply_strength(x, y.float(), self.strength).cpu())
@@ -131,17 +133,20 @@ class Engine:
         tile = self.tile_for(h, w)
         if not tile:
             return self._finish(self.batch([image])[0], as_uint8)
-        if tiling.runs_in_bands(self.net):
-            bands = tiling.BandOptions(tile=tile, cache_mb=self.cache_mb, store_dtype=self.precision.store_dtype)
-            out = np.empty((h, w, tiling.program_channels(self.net)), np.uint8) if as_uint8 else None
+        if self.bands.runs_in_bands:
+            opts = tiling.BandOptions(tile=tile, cache_mb=self.cache_mb)
+            out = np.empty((h, w, self.bands.channels), np.uint8) if as_uint8 else None
             finish = None if self.strength == 1 else (
                 lambda a, b, y: apply_strength(_as_float(image[..., a:b, :])[None], y, self.strength))
-            y = tiling.translate_large(self.net, image[None], bands, self.autocast, self.device, progress, out=out,
-                                       finish=finish)
+            y = self.bands.run(image[None], opts, self.precision, self.device, progress, out=out, finish=finish)
             return y if as_uint8 else y[0]
-        y = tiling.translate_tiles(self.net, image[None], tile, self.tile_overlap, self.autocast, self.device,
+        y = tiling.translate_tiles(self.net, image[None], tile, self.tile_overlap, self.precision, self.device,
                                    progress)[0]
         return self._finish(apply_strength(_as_float(image), y.float(), self.strength), as_uint8)
+
+    def to_uint8(self, image: torch.Tensor) -> np.ndarray:
+        """One (C, H, W) uint8 image -> its translation as uint8 (H, W, C): what evaluation and the app ask."""
+        return self.image(image, as_uint8=True)
 
     @staticmethod
     def _finish(y: torch.Tensor, as_uint8: bool):

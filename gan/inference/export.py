@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from gan import GanError
-from gan.inference.onnx_runtime import EXPORT_META, OnnxGenerator
+from gan.checkpoint.exported import EXPORT_META, OnnxGenerator
 from gan.models.base import ExportSpec
 
 TOLERANCE = 1e-3

@@ -1,10 +1,11 @@
 """Images too big for one pass: computed in horizontal bands, stage by stage, with whole-image norm statistics.
 
-    out = translate_large(net, image_uint8_1chw, BandOptions(tile=1024), autocast, device)   # == net(image)
+    plan = BandPlan(net)                         # once per net: its program, checked against its forward
+    out = plan.run(image_uint8_1chw, BandOptions(tile=1024), precision, device)   # == net(image)
 
 Instance norm needs the statistics of each layer over the whole image before anything after it can be
 computed, and a 12-megapixel photo does not fit in memory in one pass (about 8 GB of activations for the
-paper's generator). So the net is read as a program (`program(net)`: convolutions, norm layers, residual adds)
+paper's generator). So the net is read as a program (`BandPlan(net)`: convolutions, norm layers, residual adds)
 and run one stage at a time over full-width bands of rows:
 
     pass k: for every band, compute the activation in front of norm layer k (from the last stored activation,
@@ -47,6 +48,7 @@ from gan.nn.bandprog import Op, Program, Unsupported
 from gan.data.io import normalize_uint8, to_uint8
 from gan.nn.networks import pad_to_multiple
 from gan.inference.normstats import NormStats
+from gan.runtime import Precision, is_exported
 
 log = logging.getLogger("gan")
 
@@ -59,13 +61,6 @@ STORE_RATIO = 8  # an activation is stored when it holds at most this many value
 _CHECKED: "weakref.WeakKeyDictionary[nn.Module, str]" = weakref.WeakKeyDictionary()  # net -> "" (ok) or why not
 
 
-def program(net: nn.Module, stats: NormStats, check: bool = True) -> Program | None:
-    """The band program the net declares beside its forward (`band_program(norms)`, see gan.nn.bandprog), or
-    None. Fail-closed: the first time a net is asked for (`check`), its program is run in bands on a small
-    input and compared with net(x); a program that does not reproduce the forward is not used."""
-    return None if why_not(net, check) else _declared(net, stats)
-
-
 def _declared(net: nn.Module, stats: NormStats) -> Program:
     return net.band_program({id(m): i for i, m in enumerate(stats.layers)})
 
@@ -73,7 +68,7 @@ def _declared(net: nn.Module, stats: NormStats) -> Program:
 def why_not(net, check: bool = True) -> str:
     """"" when the band runner computes `net` exactly, else why not (for the user: said where a big image goes
     in blended tiles instead)."""
-    if not isinstance(net, nn.Module):
+    if is_exported(net) or not isinstance(net, nn.Module):
         return "an exported model cannot be run stage by stage: translate with its checkpoint for whole-image statistics"
     if getattr(net, "band_program", None) is None:
         return f"{type(net).__name__} declares no band program"
@@ -101,7 +96,7 @@ def _self_check(net: nn.Module) -> str:
     x = torch.rand(1, cin, h - 3, w - 1, generator=g) * 2 - 1
     want = net(x.to(device)).float().cpu()
     got = _run_bands(net, prog, NormStats(net), x, BandOptions(tile=prog.minimum, store_dtype=torch.float32),
-                     contextlib.nullcontext, device, None, None, None)
+                     Precision("fp32", device.type), device, None, None, None)
     diff = float((got - want).abs().max()) if got.shape == want.shape else float("inf")
     if not diff <= 1e-3 * max(1.0, float(want.abs().max())):
         return (f"{type(net).__name__}'s band program does not reproduce its forward (max difference {diff:.3g} "
@@ -214,7 +209,7 @@ class BandOptions:
     tile: int = 512  # a band covers about tile x tile pixels of the input image (half that many in float32)
     cache_mb: int = 256  # stored activations in RAM up to this, beyond it in a temporary file
     cache_dir: str | None = None
-    store_dtype: torch.dtype | None = None  # default: bfloat16 under bf16 autocast, else float16
+    store_dtype: torch.dtype | None = None  # default: the precision's store dtype (bfloat16 under bf16, else float16)
 
 
 class _Runner:
@@ -404,28 +399,62 @@ class _Shape:
         self.shape = shape
 
 
-@torch.no_grad()
-def translate_large(net: nn.Module, image: torch.Tensor, opts: BandOptions | None = None, autocast=None,
-                    device: torch.device | None = None, progress: Callable[[float, str], None] | None = None,
-                    cache: Cache | None = None, out: np.ndarray | None = None,
-                    finish: Callable[[int, int, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor | np.ndarray:
-    """image (1, C, H, W) uint8 (or float in [-1, 1]) on the CPU -> net(image) as (1, C', H, W) float32 on the
-    CPU, computed in bands with whole-image norm statistics. `progress(fraction, what)` is called after every
-    band. Raises ValueError for a net without a band program (see `program`). `cache` (default: a new one from
-    opts) holds the stored activations; it is closed at the end. With `out` (uint8 (H, W, C')), the result is
-    written there as 8-bit bands instead (a quarter of the float image's memory) and `out` is returned.
-    `finish(a, b, y)`, when given, maps the output rows a..b (float (1, C', b - a, W)) before they are kept."""
-    opts = opts or BandOptions()
-    autocast = autocast or contextlib.nullcontext
+class BandPlan:
+    """How the band runner computes one network, worked out once (the engine builds it when it prepares a net):
+    whether the net runs in bands at all (`why_not`, fail-closed: its declared program is checked against its
+    forward the first time), its program and output channels, the passes a size takes, and the runs themselves.
+    A net without a usable program is run in blended tiles instead (`translate_tiles`)."""
+
+    def __init__(self, net, check: bool = True):
+        self.net = net
+        self.why_not = why_not(net, check)
+        self.program = _declared(net, NormStats(net)) if not self.why_not else None
+
+    @property
+    def runs_in_bands(self) -> bool:
+        return self.program is not None
+
+    @property
+    def channels(self) -> int:
+        return self.program.out_channels
+
+    def summary(self, h: int, w: int, tile: int, precision: Precision) -> tuple[int, int]:
+        """(passes, band rows at the input resolution) of a run on an h x w image under `precision`."""
+        prog = self.program
+        hp, wp = prog.padded(h, w)
+        run = _Runner(prog, NormStats(self.net), torch.empty(1, 3, hp, wp, dtype=torch.uint8, device="meta"),
+                      torch.device("cpu"), contextlib.nullcontext)
+        passes = len(list(_Plan(run, prog.ops, _Shape)))
+        tile = _compute_tile(tile, float32=not precision.amp)
+        return passes, max(1, round(tile * tile / wp))
+
+    @torch.no_grad()
+    def run(self, image: torch.Tensor, opts: "BandOptions", precision: Precision, device: torch.device,
+            progress: Callable[[float, str], None] | None = None, cache: "Cache | None" = None,
+            out: np.ndarray | None = None, finish: Callable[[int, int, torch.Tensor], torch.Tensor] | None = None):
+        """image (1, C, H, W) uint8 (or float in [-1, 1]) on the CPU -> net(image) as (1, C', H, W) float32 on
+        the CPU, computed in bands with whole-image norm statistics under `precision` (its autocast; activations
+        stored in opts.store_dtype, else its store dtype). `progress(fraction, what)` after every band. `cache`
+        (default: a new one from opts) holds the stored activations and is closed at the end. With `out` (uint8
+        (H, W, C')), the result is written there as 8-bit bands instead and `out` is returned. `finish(a, b, y)`
+        maps output rows a..b (float (1, C', b - a, W)) before they are kept."""
+        if self.program is None:
+            raise ValueError(f"no band program: {self.why_not}")
+        return _run_bands(self.net, self.program, NormStats(self.net), image, opts, precision, device, progress,
+                          cache, out, finish)
+
+
+def translate_large(net: nn.Module, image: torch.Tensor, opts: "BandOptions | None" = None,
+                    precision: Precision | None = None, device: torch.device | None = None,
+                    progress: Callable[[float, str], None] | None = None, cache: "Cache | None" = None,
+                    out: np.ndarray | None = None, finish=None):
+    """BandPlan(net).run(...) in one call (fp32 on the net's device unless told otherwise)."""
     device = device or next(net.parameters()).device
-    stats = NormStats(net)
-    prog = program(net, stats)
-    if prog is None:
-        raise ValueError(f"no band program: {why_not(net)}")
-    return _run_bands(net, prog, stats, image, opts, autocast, device, progress, cache, out, finish)
+    precision = precision or Precision("fp32", device.type)
+    return BandPlan(net).run(image, opts or BandOptions(), precision, device, progress, cache, out, finish)
 
 
-def _run_bands(net, prog: Program, stats: NormStats, image: torch.Tensor, opts: BandOptions, autocast,
+def _run_bands(net, prog: Program, stats: NormStats, image: torch.Tensor, opts: BandOptions, precision: Precision,
                device: torch.device, progress, cache: "Cache | None", out: np.ndarray | None, finish=None):
     h, w = image.shape[-2:]
     if image.dtype == torch.uint8:  # as pad_to_multiple pads, without a float copy of the image
@@ -434,11 +463,9 @@ def _run_bands(net, prog: Program, stats: NormStats, image: torch.Tensor, opts: 
         padded = torch.from_numpy(np.pad(image.numpy(), ((0, 0), (0, 0), (0, hp - h), (0, wp - w)), mode=mode))
     else:
         padded = pad_to_multiple(image, prog.multiple, prog.minimum)
-    with autocast():
-        probe = torch.ones(2, 2, device=device) @ torch.ones(2, 2, device=device)
-    store_dtype = opts.store_dtype or (torch.bfloat16 if probe.dtype == torch.bfloat16 else torch.float16)
-    compute = probe.dtype if probe.dtype in (torch.bfloat16, torch.float16) else torch.float32
-    run = _Runner(prog, stats, padded, device, autocast, compute)
+    store_dtype = opts.store_dtype or precision.store_dtype
+    compute = precision.dtype  # what stored activations are read back as
+    run = _Runner(prog, stats, padded, device, precision.autocast, compute)
     costs = [run.cost(src) for src, _, _ in _Plan(run, prog.ops, _Shape)]
     tile = _compute_tile(opts.tile, float32=compute == torch.float32)
     total, done = sum(costs), 0.0
@@ -516,15 +543,15 @@ def _window(length: int, lead: int, trail: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def translate_tiles(net: Callable, x: torch.Tensor, tile: int, overlap: int, autocast=None,
+def translate_tiles(net: Callable, x: torch.Tensor, tile: int, overlap: int, precision: Precision | None = None,
                     device: torch.device | None = None, progress: Callable[[float, str], None] | None = None
                     ) -> torch.Tensor:
     """For nets without a band program (ONNX, TorchScript): x (1, C, H, W) uint8 or float on the CPU ->
     (1, C', H, W) float on the CPU, from overlapping tile x tile tiles blended with a raised-cosine window.
     Each tile is normalised with its own statistics, so tiles of a net with instance norm may differ in
     tint. Memory: the image, one float accumulator of the output, one tile's activations."""
-    autocast = autocast or contextlib.nullcontext
     device = device or torch.device("cpu")
+    autocast = precision.autocast if precision is not None else contextlib.nullcontext
     h, w = x.shape[-2:]
     tile = max(16, tile // 4 * 4)
     overlap = min(max(0, overlap // 4 * 4), (tile - 8) // 2)
@@ -561,31 +588,6 @@ def translate_tiles(net: Callable, x: torch.Tensor, tile: int, overlap: int, aut
     return out[..., :h, :w]
 
 
-def plan_summary(net: nn.Module, h: int, w: int, tile: int, float32: bool = False) -> tuple[int, int] | None:
-    """(passes, band rows at the input resolution) of a band run of net on an h x w image (computed in float32,
-    or in a 16-bit autocast); None when net has no band program."""
-    stats = NormStats(net)
-    prog = program(net, stats)
-    if prog is None:
-        return None
-    hp, wp = prog.padded(h, w)
-    run = _Runner(prog, stats, torch.empty(1, 3, hp, wp, dtype=torch.uint8, device="meta"), torch.device("cpu"),
-                  contextlib.nullcontext)
-    passes = len(list(_Plan(run, prog.ops, _Shape)))
-    tile = _compute_tile(tile, float32)
-    return passes, max(1, round(tile * tile / wp))
-
-
 def _compute_tile(tile: int, float32: bool) -> int:
     """`tile` sizes bands for 16-bit activations; in float32 a band holds half the pixels (the same memory)."""
     return max(16, round(tile / math.sqrt(2))) if float32 else tile
-
-
-def runs_in_bands(net) -> bool:
-    """Whether translate_large can run net (a module that declares a band program which passed its check)."""
-    return not why_not(net)
-
-
-def program_channels(net: nn.Module) -> int:
-    """Output channels of a net with a band program."""
-    return program(net, NormStats(net)).out_channels

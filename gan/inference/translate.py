@@ -1,7 +1,7 @@
 """Inference: load any generator, translate whole image sets (and videos, gan.inference.video) at full resolution.
 
-    net, info = checkpoint.load_generator("runs/photo2monet", "AtoB")   # or a step file, latest_net_G.pth, .onnx
-    translate_folder(net, "photos/", "out/", TranslateOptions(batch_size=8))
+    net, info = load_generator("runs/photo2monet", "AtoB")   # or a step file, latest_net_G.pth, .onnx, zoo:NAME
+    translate_folder(net, "photos/", "out/", TranslateOptions(batch_size=8), runtime=Runtime.resolve())
 
 Full resolution: the generator pads to a multiple of 4 and crops back, so the output has the input's size.
 Same-size images are batched. An image above `max_pixels` (or above tile x tile pixels when `tile` is set) is
@@ -27,9 +27,11 @@ from torch import nn
 from gan import GanError, ImageDecodeError
 from gan.cpus import worker_count
 from gan.data.io import load_image, load_image_alpha
+from gan.data.io import side_by_side as io_side_by_side
 from gan.data.io import plan_outputs as data_plan_outputs
 from gan.data.io import resize_short_side, resized_hw, to_chw, to_uint8, write_image
 from gan.inference.engine import Engine
+from gan.runtime import Runtime
 from gan.inference.video import VIDEO_EXTENSIONS, VideoOptions, is_video, translate_video
 
 log = logging.getLogger("gan")
@@ -48,7 +50,6 @@ class TranslateOptions:
     fmt: str = "png"
     overwrite: bool = False
     workers: int = 2
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 needs CUDA) | auto (see gan.inference.precision)
     strength: float = 1.0  # 0 = the input, 1 = the model's output, above 1 exaggerates (engine.apply_strength)
     video: VideoOptions = field(default_factory=VideoOptions)  # videos and animated GIF/WebP (gan.inference.video)
 
@@ -113,11 +114,12 @@ def _collate(items):
 
 
 def translate_folder(net: nn.Module, input_path: str | Path, output_dir: str | Path,
-                     opts: TranslateOptions | None = None, progress: bool = True) -> Report:
+                     opts: TranslateOptions | None = None, progress: bool = True, runtime: Runtime | None = None
+                     ) -> Report:
     """Translate every image and video under input_path into output_dir (same relative paths). Nothing is
     written if any output exists already and opts.overwrite is off. In a folder, an unreadable file is skipped
-    with a warning and counted; a single input file that cannot be read is an error. `net` is used as given
-    (the caller decides its device and memory format)."""
+    with a warning and counted; a single input file that cannot be read is an error. `runtime`: the entry
+    point's policy (gan.runtime; default fp32 where the net is), which the engine prepares the net for."""
     opts = opts or TranslateOptions()
     opts.video.check()
     start = time.perf_counter()
@@ -131,7 +133,7 @@ def translate_folder(net: nn.Module, input_path: str | Path, output_dir: str | P
     single = len(everything) == 1 and Path(input_path).is_file()
     videos = [(s, d) for s, d in everything if is_video(s)]
     pairs = [(s, d) for s, d in everything if not is_video(s)]
-    engine = Engine.for_options(net, opts)
+    engine = Engine.for_options(net, opts, runtime)
     device = engine.device
     sources = [s for s, _ in pairs]
     loader = torch.utils.data.DataLoader(
@@ -139,12 +141,35 @@ def translate_folder(net: nn.Module, input_path: str | Path, output_dir: str | P
         num_workers=worker_count(opts.workers, "--workers"), collate_fn=_collate, pin_memory=device.type == "cuda",
     )
     skipped: list[tuple[Path, str]] = []
-    written = 0
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(pairs), unit="img", dynamic_ncols=True) if pairs else None
+    try:
+        written = _images(engine, loader, sources, pairs, single, skipped, bar)
+    finally:  # the bar goes before any message about why it stopped: messages stay on lines of their own
+        if bar is not None:
+            bar.close()
+    n_videos = frames = 0
+    for i, (src, dst) in enumerate(videos):
+        log.info("video %d/%d: %s -> %s (%s statistics)", i + 1, len(videos), src, dst, opts.video.stats)
+        try:
+            n = translate_video(engine, src, dst, _with_resize(opts.video, opts), progress)
+        except GanError as e:
+            if single:
+                raise
+            skipped.append((src, str(e)))
+            log.warning("skipping %s", e)
+            continue
+        n_videos, frames, written = n_videos + 1, frames + n, written + 1
+    return Report(written, skipped, time.perf_counter() - start, n_videos, frames)
+
+
+def _images(engine: Engine, loader, sources: list[Path], pairs: list[tuple[Path, Path]], single: bool,
+            skipped: list[tuple[Path, str]], bar) -> int:
+    """The still images of a folder run: decoded by the loader's workers, translated, written by a thread."""
+    written = 0
     with ThreadPoolExecutor(max_workers=2) as writer, torch.no_grad():
         pending = []
         for items in loader:
@@ -160,7 +185,7 @@ def translate_folder(net: nn.Module, input_path: str | Path, output_dir: str | P
                 outs = []
                 for i, t in good:
                     log.info("%s: %s", sources[i], engine.describe(*t.shape[-2:]))
-                    with _fraction_bar(progress, sources[i].name) as report:
+                    with _fraction_bar(bar is not None, sources[i].name) as report:
                         outs.append(engine.image(t, report, as_uint8=True))
             elif good:
                 outs = engine.batch([t for _, t in good])
@@ -173,21 +198,7 @@ def translate_folder(net: nn.Module, input_path: str | Path, output_dir: str | P
                 bar.update(len(items))
         for f in pending:
             f.result()
-    if bar is not None:
-        bar.close()
-    n_videos = frames = 0
-    for i, (src, dst) in enumerate(videos):
-        log.info("video %d/%d: %s -> %s (%s statistics)", i + 1, len(videos), src, dst, opts.video.stats)
-        try:
-            n = translate_video(engine, src, dst, _with_resize(opts.video, opts), progress)
-        except GanError as e:
-            if single:
-                raise
-            skipped.append((src, str(e)))
-            log.warning("skipping %s", e)
-            continue
-        n_videos, frames, written = n_videos + 1, frames + n, written + 1
-    return Report(written, skipped, time.perf_counter() - start, n_videos, frames)
+    return written
 
 
 def _with_resize(video: VideoOptions, opts: TranslateOptions) -> VideoOptions:
@@ -230,26 +241,10 @@ def _fraction_bar(enabled: bool, name: str):
 
 
 def side_by_side(pairs: list[tuple[Path, Path]], path: str | Path, height: int = 192, max_rows: int = 12) -> Path:
-    """One PNG with a row per image: input | translation, each scaled to `height` px."""
-    rows = []
-    for src, dst in pairs[:max_rows]:
-        if not dst.exists():
-            continue
-        cells = []
-        for p in (src, dst):
-            img = Image.fromarray(load_image(p))
-            cells.append(img.resize((max(1, round(img.width * height / img.height)), height), Image.LANCZOS))
-        rows.append(cells)
+    """One PNG with a row per translated image: input | translation (gan.data.io.side_by_side)."""
+    rows = [[load_image(src), load_image(dst)] for src, dst in pairs[:max_rows] if dst.exists()]
     if not rows:
         raise GanError("nothing to show side by side: no translated image")
-    gap = 4
-    width = max(sum(c.width for c in row) + gap * 3 for row in rows)
-    sheet = Image.new("RGB", (width, len(rows) * (height + gap) + gap), (255, 255, 255))
-    for r, row in enumerate(rows):
-        x = gap
-        for cell in row:
-            sheet.paste(cell, (x, gap + r * (height + gap)))
-            x += cell.width + gap
     path = Path(path)
-    write_image(np.asarray(sheet), path)
+    write_image(io_side_by_side(rows, height), path)
     return path

@@ -1,6 +1,6 @@
 """Videos in, videos out: decode, translate in batches and encode as a stream, audio copied as it is.
 
-    translate_video(Engine(net, device), "clip.mp4", "out/clip.mp4", VideoOptions(stats="running"))
+    translate_video(Engine(net, Runtime.resolve()), "clip.mp4", "out/clip.mp4", VideoOptions(stats="running"))
 
 Containers mp4, m4v, mov, mkv, webm and avi go through PyAV (FFmpeg): frames are decoded one at a time, turned
 upright when the file says they are stored rotated, translated in batches of `batch_size`, and encoded as they
@@ -36,8 +36,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan import GanError
-from gan.data.io import resize_short_side, resized_hw, to_chw, to_uint8
+from gan import GanError, ImageDecodeError
+from gan.data.io import (is_animated, read_animation, resize_short_side, resize_to, resized_hw, to_chw,
+                        to_uint8, write_animation)
 from gan.inference.engine import Engine
 from gan.inference.normstats import NormStats
 from gan.inference.temporal import TemporalSmoother
@@ -77,17 +78,6 @@ class VideoOptions:
             raise GanError(f"--video-codec must be one of {', '.join(CODECS)}, got {self.codec!r}")
         if self.crf is not None and not 0 <= self.crf <= 63:
             raise GanError(f"--crf must be in 0..63 (lower is better), got {self.crf}")
-
-
-def is_animated(path: Path) -> bool:
-    """A GIF or WebP with more than one frame."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            return getattr(img, "n_frames", 1) > 1
-    except Exception:
-        return False
 
 
 def is_video(path: Path) -> bool:
@@ -338,10 +328,7 @@ def _transcode(src: Path, tmp: Path, dst: Path, ft: FrameTranslator, codec: str,
             return
         outs = ft.translate([img for _, img in pending])
         for (pts, _), img in zip(pending, outs):
-            if img.shape[:2] != (size[1], size[0]):  # a frame whose size changed mid-stream
-                import cv2
-
-                img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+            img = resize_to(img, (size[1], size[0]))  # (a frame whose size changed mid-stream)
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             frame.pts, frame.time_base = pts, in_video.time_base
             for packet in out_video.encode(frame):
@@ -394,51 +381,27 @@ def _bar(total: int, name: str):
 
 
 def _translate_animated(src: Path, dst: Path, ft: FrameTranslator, progress: bool) -> int:
-    """Animated GIF/WebP through Pillow: same format, per-frame durations and loop count kept."""
-    from PIL import Image, ImageSequence
-
-    from gan.data.io import _to_rgb
-
+    """Animated GIF/WebP (read and written by gan.data.io): same format, per-frame durations and loop count kept."""
     try:
-        img = Image.open(src)
-        n = getattr(img, "n_frames", 1)
-        info = {"loop": img.info.get("loop", 0)}
-        durations = []
-        w, h = resized_hw(img.height, img.width, ft.opts.resize)[::-1]
+        n, loop, (h, w), frames = read_animation(src)
+        w, h = resized_hw(h, w, ft.opts.resize)[::-1]
         ft.size_is(w, h, src.name)
-
-        def frames():
-            for frame in ImageSequence.Iterator(img):
-                durations.append(frame.info.get("duration", 100))
-                yield _to_rgb(frame.convert("RGBA") if frame.mode == "P" else frame)
-
         if ft.mode == "clip":
             step = max(1, n // ft.opts.clip_frames)
-            for i, f in enumerate(frames()):
+            for i, (f, _) in enumerate(frames()):
                 if i % step == 0:
                     ft.gather([f])
             ft.fix()
-            durations.clear()
         bar = _bar(n, src.name) if progress else None
-        outs = []
-        for f in frames():
-            outs.append(Image.fromarray(ft.translate([f])[0]))
+        outs, durations = [], []
+        for f, duration in frames():
+            outs.append(ft.translate([f])[0])
+            durations.append(duration)
             if bar is not None:
                 bar.update(1)
         if bar is not None:
             bar.close()
-        img.close()
-    except (OSError, ValueError, SyntaxError, EOFError) as e:
-        raise GanError(f"{src}: cannot read it as an animation ({_reason(e)})") from None
-    tmp = dst.with_name(f".{dst.stem}.part{dst.suffix}")
-    fmt = "GIF" if dst.suffix.lower() == ".gif" else "WEBP"
-    extra = {"quality": 90} if fmt == "WEBP" else {"optimize": False}
-    try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        outs[0].save(tmp, format=fmt, save_all=True, append_images=outs[1:], duration=durations, **info, **extra)
-        tmp.replace(dst)
-    except OSError as e:
-        raise GanError(f"cannot write {dst}: {_reason(e)}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    except ImageDecodeError as e:
+        raise GanError(str(e)) from None
+    write_animation(outs, durations, loop, dst)
     return len(outs)

@@ -26,10 +26,11 @@ training step, and nothing else: no optimizer, no scaler, no device or precision
     moved_keys            {old dotted key: (key in its section, old default)}: keys that moved into its section
     adversarial           whether it has discriminators (the shared adversarial loss keys apply)
     output_terms(real_a, fake_b, real_b)   the generator terms as functions of the AtoB output (diagnostics)
+    extra_images(cfg)     classmethod: more real images per item the loader brings ("A_more", "B_more")
 
 What inference, export, the band runner and the web app need of a kind:
 
-    generators            (above) one-image nets: loaded by gan.inference.load.load_generator, run by every
+    generators            (above) one-image nets: read by gan.checkpoint.source (ModelFile.generator), run by every
                           one-image path (folders, bands, videos, evaluation, the app, export)
     inputs                the inference protocol: ONE_IMAGE, or CONTENT_STYLE for a kind whose network takes
                           style images at run time (stylize.py --model, the app's Stylize tab)
@@ -122,7 +123,7 @@ class TrainModel(nn.Module):
 
     @classmethod
     def load_inference(cls, model_cfg: ModelConfig, state: Callable[[str], dict], path: Path) -> nn.Module:
-        raise NotImplementedError(f"{cls.__name__} has one-image generators: see gan.inference.load.load_generator")
+        raise NotImplementedError(f"{cls.__name__} has one-image generators: see gan.checkpoint.source.ModelFile.generator")
 
     @staticmethod
     def export_spec(net: nn.Module) -> ExportSpec:
@@ -159,6 +160,12 @@ class TrainModel(nn.Module):
     @staticmethod
     def inference_net(model_cfg: ModelConfig, name: str) -> nn.Module:
         raise NotImplementedError
+
+    @classmethod
+    def extra_images(cls, cfg: Config) -> int:
+        """More real images of each domain per batch item than the step translates (the loader's "A_more" and
+        "B_more"), for discriminators that judge more per update; default none."""
+        return 0
 
     def output_terms(self, real_a: torch.Tensor, fake_b: torch.Tensor, real_b: torch.Tensor
                      ) -> dict[str, torch.Tensor]:

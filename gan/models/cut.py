@@ -147,6 +147,8 @@ class CUT(TrainModel):
         require(o.lambda_nce is None or o.lambda_nce >= 0, "model.cut.lambda_nce", o.lambda_nce,
                 "a number >= 0, or null for the mode's default (cut 1, fastcut 10)")
         require(o.num_patches >= 1, "model.cut.num_patches", o.num_patches, "an integer >= 1")
+        require(m.discriminator.batch == 1, "model.discriminator.batch", m.discriminator.batch,
+                "1 with model kind cut (its discriminator judges the step's own output: it keeps no history)")
         require(o.head_dim >= 1, "model.cut.head_dim", o.head_dim, "an integer >= 1")
         n = _encoder_end(m)
         require(len(o.nce_layers) > 0 and all(0 <= i <= n for i in o.nce_layers)

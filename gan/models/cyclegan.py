@@ -103,6 +103,13 @@ class CycleGAN(TrainModel):
                     "0 when model.in_channels != model.out_channels (identity maps need equal channels)")
         require(1 <= o.cycle_lowpass <= 16, "model.cyclegan.cycle_lowpass", o.cycle_lowpass,
                 "an integer from 1 (pixel by pixel) to 16: the pooling factor the cycle term compares at")
+        if m.discriminator.batch > 1:
+            require(cfg.train.pool_size > 0, "model.discriminator.batch", m.discriminator.batch,
+                    "1 with train.pool_size=0 (the more generated images come from the history pool)")
+
+    @classmethod
+    def extra_images(cls, cfg: Config) -> int:
+        return cfg.model.discriminator.batch - 1
 
     def __init__(self, g_ab: nn.Module, g_ba: nn.Module, d_a: nn.Module, d_b: nn.Module, loss: LossConfig,
                  vgg: losses.VGGFeatures | None = None, style_grams_b: dict[str, torch.Tensor] | None = None,
@@ -173,15 +180,21 @@ class CycleGAN(TrainModel):
         ctx.update("g", loss_g, terms_g)
         set_requires_grad([self.d_a, self.d_b], True)
 
-        # 2. discriminators, on the history of generated images
+        # 2. discriminators, on the history of generated images (and, with model.discriminator.batch = k > 1,
+        #    k - 1 more real images of each domain and k - 1 more from each history)
         fake_a = self.pool_a.query(images["fake_a"].detach())
         fake_b = self.pool_b.query(images["fake_b"].detach())
+        if "A_more" in batch:
+            more = batch["A_more"].shape[1]
+            real_a, real_b = (torch.cat([batch[k], batch[f"{k}_more"].flatten(0, 1)]) for k in ("A", "B"))
+            fake_a = torch.cat([fake_a, self.pool_a.sample(more * len(fake_a))])
+            fake_b = torch.cat([fake_b, self.pool_b.sample(more * len(fake_b))])
         with ctx.autocast():
             loss_d, terms_d = self.discriminator_loss(real_a, real_b, fake_a, fake_b, ctx.step)
         ctx.update("d", loss_d, terms_d)
 
         terms = {"loss_g": loss_g, "loss_d": loss_d, **terms_g, **terms_d}
-        images = {"real_a": real_a, "real_b": real_b, **images}
+        images = {"real_a": batch["A"], "real_b": batch["B"], **images}
         return {k: v.detach() for k, v in terms.items()}, {k: v.detach() for k, v in images.items()}
 
     def sample_rows(self, images: dict[str, torch.Tensor]) -> tuple[list[list[torch.Tensor]], str]:

@@ -39,6 +39,13 @@ class ImagePool:
                 out.append(image)
         return torch.cat(out, 0)
 
+    @torch.no_grad()
+    def sample(self, n: int) -> torch.Tensor:
+        """n images drawn at random from the history (with replacement; nothing is stored or swapped): more
+        generated images for a discriminator that judges several per update. Needs a non-empty pool."""
+        picks = torch.randint(0, len(self.images), (n,), generator=self.generator).tolist()
+        return torch.cat([self.images[i] for i in picks], 0)
+
     def state_dict(self) -> dict:
         """Plain tensors only (loadable with torch.load(weights_only=True))."""
         # A list, not one stacked tensor: with preprocess none/scale_width the images differ in size.

@@ -295,8 +295,10 @@ def _load_vgg_weights(features: nn.Sequential, weights: str, option: str) -> Non
         try:
             state = VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=True, check_hash=False)
         except Exception as e:  # URLError, socket errors, HTTP errors: all mean "could not fetch"
+            from gan.network import network_problem
+
             raise GanError(
-                f"could not load the VGG19 ImageNet weights ({type(e).__name__}: {e}). Without internet, "
+                f"could not load the VGG19 ImageNet weights: {network_problem(e)}. Without internet, "
                 f"download {VGG19_Weights.IMAGENET1K_V1.url} elsewhere and either place it at "
                 f"{_hub_dir() / VGG19_FILE} (TORCH_HOME={os.environ.get('TORCH_HOME', 'unset')}) or set "
                 f"{option}=/path/to/{VGG19_FILE}"

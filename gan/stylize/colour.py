@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from gan.nn import losses
+from gan.stylize.options import StylizeOptions, image_tensor
 
 _RGB2YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.5959, -0.2746, -0.3213], [0.2115, -0.5227, 0.3112]])
 
@@ -60,3 +61,12 @@ def prepare_colours(content: np.ndarray, styles: list[np.ndarray], preserve_colo
     return content_f, content_f, styles_f
 
 
+def finish(x: torch.Tensor, content_f: np.ndarray, opts: StylizeOptions) -> np.ndarray:
+    """(1, 3, h, w) in [-1, 1] -> float HWC [0, 1]; in luminance mode, the photo's chroma put back."""
+    img = ((x.detach().float() + 1) / 2).clamp(0, 1)
+    if opts.preserve_color == "luminance":
+        c = image_tensor(content_f, tuple(img.shape[-2:]), img.device) * 0.5 + 0.5
+        yiq = rgb_to_yiq(c)
+        y = img.mean(1, keepdim=True)  # the optimised grey image's luminance
+        img = yiq_to_rgb(torch.cat([y, yiq[:, 1:]], 1)).clamp(0, 1)
+    return img[0].permute(1, 2, 0).cpu().numpy()

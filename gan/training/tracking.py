@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import netrc
 import os
 from pathlib import Path
@@ -23,6 +22,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
+from gan.checkpoint.runs import append_metrics
 from gan.data.io import to_uint8, write_image
 
 log = logging.getLogger("gan")
@@ -65,24 +65,6 @@ def resolve_wandb_mode(mode: str) -> str:
     return "online" if wandb_credentials_configured() else "offline"
 
 
-def read_metrics(run_dir: Path) -> list[dict]:
-    """The rows `Tracker.log` wrote to `run_dir`/metrics.jsonl, in order ([] without the file); a line that is
-    not a JSON object (a run killed mid-write) is skipped."""
-    try:
-        lines = (Path(run_dir) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return []
-    rows = []
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
-
-
 class Tracker:
     """metrics.jsonl + samples/ + summary.json in `run_dir`, and a W&B run when configured.
     `enabled=False` makes every call a no-op (non-zero ranks)."""
@@ -112,6 +94,8 @@ class Tracker:
                 log.info("W&B is off: the config says tracking.wandb.mode=disabled, which WANDB_MODE=%s does not "
                          "override (set tracking.wandb.mode=auto to follow WANDB_MODE)", env)
             return
+        if mode == "online":
+            mode = self._online_or_offline()
         try:
             import wandb
 
@@ -119,7 +103,7 @@ class Tracker:
                 project=os.environ.get("WANDB_PROJECT", w.project), entity=os.environ.get("WANDB_ENTITY", w.entity),
                 name=os.environ.get("WANDB_NAME", cfg.name), tags=list(w.tags) or None, group=w.group,
                 notes=w.notes, config=to_dict(cfg), mode=mode, id=run_id, resume="allow" if run_id else None,
-                settings=wandb.Settings(init_timeout=60, console="off", silent=True),
+                settings=wandb.Settings(init_timeout=30, console="off", silent=True),
             )
             # Read here, not at W&B's first setup, so each run in one process honours the current value.
             kwargs["dir"] = os.environ.get("WANDB_DIR") or str(self.run_dir)
@@ -134,9 +118,31 @@ class Tracker:
             log.info("W&B is offline%s; upload later with: wandb sync %s",
                      " (no W&B credentials configured)" if w.mode == "auto" else "", Path(self.wandb_run.dir).parent)
 
+    @staticmethod
+    def _online_or_offline() -> str:
+        """An online run needs W&B's server: tried for a few seconds first (saying so), so that without network the
+        run is recorded offline at once, with the reason, instead of W&B waiting in silence for its timeout."""
+        import socket
+        from urllib.parse import urlparse
+
+        from gan.network import network_problem
+
+        url = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
+        host, port = url.hostname or "api.wandb.ai", url.port or (443 if url.scheme != "http" else 80)
+        log.info("W&B: connecting to %s for an online run ...", host)
+        try:
+            socket.create_connection((host, port), timeout=5).close()
+        except OSError as e:
+            log.warning("W&B: %s: %s; this run is recorded offline instead (upload it later with wandb sync)",
+                        host, network_problem(e))
+            return "offline"
+        return "online"
+
     def _wandb_failed(self, what: str, e: Exception) -> None:
-        log.warning("W&B %s failed (%s: %s); W&B is off for the rest of this run, local records continue in %s",
-                    what, type(e).__name__, str(e).splitlines()[0] if str(e) else "", self.run_dir)
+        from gan.network import network_problem
+
+        log.warning("W&B %s failed: %s; W&B is off for the rest of this run, local records continue in %s",
+                    what, network_problem(e, "check WANDB_API_KEY or run `wandb login`"), self.run_dir)
         self.wandb_run = None
 
     def _wandb_call(self, what: str, fn) -> None:
@@ -152,12 +158,7 @@ class Tracker:
     def log(self, step: int, metrics: dict[str, float]) -> None:
         if not self.enabled:
             return
-        row: dict = {"step": step}
-        for k, v in metrics.items():
-            v = float(v)
-            row[k] = v if math.isfinite(v) else str(v)  # JSON has no NaN/inf
-        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
+        append_metrics(self.run_dir, step, metrics)
         self._wandb_call("log", lambda run: run.log({k: float(v) for k, v in metrics.items()}, step=step))
 
     def log_sample(self, step: int, grid: np.ndarray, caption: str = "") -> Path | None:

@@ -30,6 +30,7 @@ import copy
 import itertools
 import logging
 import math
+import os
 import random
 import signal
 import threading
@@ -40,16 +41,16 @@ import numpy as np
 import torch
 
 from gan import DivergenceError, GanError
-from gan.training import checkpoint as ckpt_io
+from gan.checkpoint import schema as ckpt_io
 from gan import distributed as dist_utils
 from gan.config import Config, from_dict, save_config, to_dict
 from gan.cpus import use_threads
 from gan.data.datasets import TrainData, build_train_data, domain_dir
-from gan.distributed import barrier, get_rank, get_world_size, is_main, resolve_device
+from gan.distributed import barrier, get_rank, get_world_size, is_main
 from gan.models import kind_class
 from gan.models.base import TrainModel
 from gan.nn.networks import count_parameters
-from gan.inference.precision import resolve_precision
+from gan.runtime import Runtime
 from gan.training.tracking import Tracker, make_grid
 
 log = logging.getLogger("gan")
@@ -96,10 +97,9 @@ class Trainer:
         self.probes = tuple(probes)
         self.run_dir = Path(run_dir)
         t = cfg.train
-        self.device = resolve_device(t.device)
-        if t.precision == "fp16" and self.device.type != "cuda":
-            raise GanError(f"train.precision=fp16 needs CUDA; this run is on {self.device} (use bf16 or fp32)")
-        self.precision = resolve_precision(t.precision, self.device, what="train.precision")
+        self.runtime = Runtime.resolve(t.device, t.precision, channels_last=t.channels_last,
+                                       what="train.precision", device_option="train.device")
+        self.device, self.precision = self.runtime.device, self.runtime.precision
         self.rank, self.world_size = get_rank(), get_world_size()
         # The run's random state lives in the global generators (torch, CUDA, NumPy, Python: what data
         # augmentation, dropout and weight init draw from) only while the run computes: here while the nets are
@@ -124,12 +124,12 @@ class Trainer:
         if cfg.eval.every > 0 and not kind.generators:
             raise GanError(f"eval.every={cfg.eval.every}: model kind {cfg.model.kind} has no one-input generator to "
                            "evaluate (set eval.every=0)")
-        self.data: TrainData = build_train_data(cfg, self.rank, self.world_size, self.device, kind.domains)
+        self.data: TrainData = build_train_data(cfg, self.rank, self.world_size, self.device, kind.domains,
+                                                kind.extra_images(cfg))
         self.model: TrainModel = kind.build(cfg, self.device, self.rank, vgg_weights)
-        if t.channels_last and self.device.type == "cuda":
-            self.model.to(memory_format=torch.channels_last)
-        self.memory_format = (torch.channels_last if t.channels_last and self.device.type == "cuda"
-                              else torch.contiguous_format)
+        self.memory_format = self.runtime.memory_format
+        if self.runtime.channels_last:
+            self.model.to(memory_format=self.memory_format)
         # The plain modules: checkpoints hold their state_dicts, whatever wraps them for training.
         self.nets = self.model.nets
         if self.world_size > 1:
@@ -312,8 +312,8 @@ class Trainer:
 
     def train_step(self, batch: dict) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """One step of the model kind. Returns (loss terms, images for the sample grid), detached."""
-        batch = {k: v.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-                 for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        batch = {k: v.contiguous(memory_format=self.memory_format) if v.dim() == 4 else v for k, v in batch.items()}
         self.set_lr()
         self._step_terms = []
         self._batch = batch
@@ -383,7 +383,9 @@ class Trainer:
         self._print_summary()
         bar = _progress(self.total_steps(), self.step) if is_main() else None
         window_start, data_wait = time.perf_counter(), 0.0
-        estimate = _RunEstimate(self.step) if is_main() else None
+        estimate = _RunEstimate(self.step, torch.get_num_threads() if self.device.type == "cpu" else 0) \
+            if is_main() else None
+        waited = 0.0  # seconds spent waiting for data since the start (the estimate leaves them out of its hint)
         stop = False
         with self._signals(), self._run_state():
             while not self.finished() and not stop:
@@ -391,6 +393,7 @@ class Trainer:
                 fetch_start = time.perf_counter()
                 for batch in self.data.loader:
                     data_wait += time.perf_counter() - fetch_start
+                    waited += time.perf_counter() - fetch_start
                     terms, images = self.train_step(batch)
                     self.update_ema()
                     self.step += 1
@@ -404,7 +407,7 @@ class Trainer:
                     if bar is not None:
                         bar.update(1)
                     if estimate is not None:
-                        estimate.after_step(self.step, self.total_steps())
+                        estimate.after_step(self.step, self.total_steps(), waited)
                     if self.step % t.log_every == 0 or done:
                         elapsed = time.perf_counter() - window_start
                         metrics = self._log(elapsed, data_wait)
@@ -461,8 +464,10 @@ class Trainer:
             self.scorers[direction] = (scorer, paths[source])
 
     def evaluate(self) -> dict[str, float]:
-        """Metrics on the test splits for every generator direction (rank 0; a collective for best.pt)."""
-        from gan.inference.engine import Engine
+        """Metrics on the test splits for every generator direction (rank 0; a collective for best.pt). The test
+        images are resized to the crop size and translated by the generator as the step runs it (its device,
+        precision and layout), as the samples are."""
+        from gan.data.io import normalize_uint8, to_uint8
         from gan.evaluation.metrics import add_translations, better
 
         results: dict[str, float] = {}
@@ -474,7 +479,14 @@ class Trainer:
                 scorer.reset_fake()
                 was_training = net.training
                 net.eval()
-                add_translations(scorer, Engine(net, self.device, self.precision), sources, size)
+
+                @torch.no_grad()
+                def translate(image: torch.Tensor, net=net) -> np.ndarray:  # uint8 (C, H, W) -> uint8 (H, W, C)
+                    x = normalize_uint8(image[None].to(self.device)).contiguous(memory_format=self.memory_format)
+                    with self.autocast():
+                        return to_uint8(net(x)[0].float().cpu())
+
+                add_translations(scorer, translate, sources, size)
                 net.train(was_training)
                 suffix = {"AtoB": "ab", "BtoA": "ba"}[direction]
                 results.update({f"{k}_{suffix}": v for k, v in scorer.compute().items()})
@@ -550,7 +562,7 @@ class Trainer:
         lines = [
             f"run        {self.run_dir}",
             f"device     {self.device} ({t.precision}{', compiled' if t.compile else ''}"
-            f"{f', {torch.get_num_threads()} CPU threads' if self.device.type == 'cpu' else ''}"
+            f"{', ' + _count(torch.get_num_threads(), 'CPU thread') if self.device.type == 'cpu' else ''}"
             f"{f', {self.world_size} processes' if self.world_size > 1 else ''})",
             f"data       A: {len(d.domain_a.paths)} images in {d.domain_a.folder}"
             f"{f' ({len(d.domain_a.skipped)} skipped)' if d.domain_a.skipped else ''}",
@@ -604,21 +616,49 @@ def _progress(total: int, initial: int):
 
 class _RunEstimate:
     """Says once, early, what the whole run will cost at the speed measured so far, so that a run which would
-    take days is known to in seconds, not found out from a progress bar redrawn every 30 s in a log file."""
+    take days is known to in seconds, not found out from a progress bar redrawn every 30 s in a log file.
+
+    And, training on a CPU with several threads, whether the machine looks busy: over the timed steps this
+    process got much less CPU time than its threads could use (other programs took the cores; PyTorch's
+    threads then spin and wait for each other, which costs 2-3x). It only says so, pointing at the thread
+    setting; nothing is changed. Time spent waiting for data is left out (threads idle then on a quiet machine
+    too). The clocks and the load reader are arguments, so a test can play a busy machine."""
 
     STEPS = 10  # steps timed after the first (which includes start-up and warm-up)
+    BUSY = 0.6  # below this share of its threads' time, the machine is busy
 
-    def __init__(self, start_step: int):
-        self.start_step, self.t0 = start_step, None
+    def __init__(self, start_step: int, threads: int = 0, clock=time.perf_counter, cpu_clock=time.process_time,
+                 load=None, cores=None):
+        from gan.cpus import available_cpus
 
-    def after_step(self, step: int, total: int) -> None:
+        self.start_step, self.threads, self.t0 = start_step, threads, None
+        self.clock, self.cpu_clock = clock, cpu_clock
+        self.load = load or (lambda: os.getloadavg()[0] if hasattr(os, "getloadavg") else None)
+        self.cores = cores or available_cpus
+
+    def after_step(self, step: int, total: int, waited: float = 0.0) -> None:
         done = step - self.start_step
         if done == 1:
-            self.t0 = time.perf_counter()
+            self.t0, self.c0, self.w0 = self.clock(), self.cpu_clock(), waited
         elif done == 1 + self.STEPS and self.t0 is not None:
-            per_step = (time.perf_counter() - self.t0) / self.STEPS
+            wall = self.clock() - self.t0
+            per_step = wall / self.STEPS
             log.info("%.3g s/step over steps %d-%d: the %d steps left take about %s", per_step, step - self.STEPS + 1,
                      step, total - step, _duration(per_step * (total - step)))
+            computing = wall - (waited - self.w0)
+            if self.threads > 1 and computing > 0:
+                share = (self.cpu_clock() - self.c0) / (computing * self.threads)
+                if share < self.BUSY:
+                    load = self.load()
+                    seen = f" (load average {load:.1f} on {self.cores()} cores)" if load is not None else ""
+                    log.warning("this process got %.0f%% of its %d CPU threads' time over those steps: the machine "
+                                "looks busy%s. Beside other busy programs, train.threads=1 is usually 2-3x faster "
+                                "(README, Threads); training goes on as set", 100 * share, self.threads, seen)
+
+
+def _count(n: int, noun: str) -> str:
+    """"1 CPU thread", "2 CPU threads"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _duration(seconds: float) -> str:
