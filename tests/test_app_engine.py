@@ -109,3 +109,15 @@ def test_catalog_takes_saved_folders_and_zoo_names(catalog, tmp_path, monkeypatc
     for label in cat.models:
         assert backend.translate(label, "AtoB", img, strength=0.5).shape == img.shape
         assert np.array_equal(backend.translate(label, "AtoB", img, strength=0), img)
+
+
+def test_the_strength_sliders_reach_the_engines_own_limit(tmp_path):
+    """The web app's Translate and Video strength sliders go as far as --strength does (the engine's
+    MAX_STRENGTH), not to 2."""
+    from gan.app import Catalog, build
+    from gan.inference.engine import MAX_STRENGTH
+
+    page = build(Backend(Catalog(), Settings(Runtime.on("cpu"), workdir=tmp_path / "w")))
+    sliders = {b.elem_id: b for b in page.blocks.values() if getattr(b, "elem_id", None) in ("t_strength", "v_strength")}
+    assert set(sliders) == {"t_strength", "v_strength"}
+    assert all(s.maximum == MAX_STRENGTH and s.minimum == 0 for s in sliders.values())

@@ -115,3 +115,20 @@ def test_an_export_runs_in_fp32_whatever_precision_the_entry_point_resolved(tmp_
     assert torch.equal(Engine(loaded, bf16).image(x), fp32)
     # a PyTorch generator does run in bf16 under that policy (the policy is applied, not ignored)
     assert not torch.equal(Engine(net, bf16).image(x), Engine(net, Runtime.on("cpu")).image(x))
+
+
+def test_a_big_image_through_an_export_names_the_setting_that_works_with_it(tmp_path):
+    """An export cannot run in bands: its big images go in tiles with their own statistics. The log line says so
+    and names the setting that gives one whole-image pass with the export, with the memory it takes."""
+    from gan.inference.engine import Engine
+    from gan.inference.load import load_generator
+
+    torch.manual_seed(0)
+    export(ResnetGenerator(3, 3, ngf=4, n_blocks=1).eval(), "onnx", tmp_path / "g.onnx", meta={"direction": "AtoB"})
+    net, _ = load_generator(tmp_path / "g.onnx")
+    said = Engine(net, max_pixels=4_000_000).describe(2000, 3000)
+    assert "overlapping tiles" in said and "an exported model cannot be run stage by stage" in said
+    assert "--max-megapixels 6 (about 5 GB of memory" in said, said
+    assert "--max-megapixels" not in Engine(net, tile=512).describe(2000, 3000)  # tiles asked for: nothing to add
+    checkpoint_net = ResnetGenerator(3, 3, ngf=4, n_blocks=1).eval()
+    assert "--max-megapixels 6" not in Engine(checkpoint_net).describe(2000, 3000)  # bands, whole-image statistics

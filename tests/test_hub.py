@@ -156,12 +156,25 @@ def test_push_saves_then_calls_the_hub(tiny_overrides, tmp_path):
                                                        "sample.png"])
     assert calls[1][3]["commit_message"] == "gan: a cut model"
 
-    class Refused(FakeApi):
-        def create_repo(self, repo_id, **kw):
-            raise RuntimeError("401 Unauthorized")
+    import socket
 
-    with pytest.raises(GanError, match="cannot push to me/cut-model: 401 Unauthorized"):
-        hub.push(run, "me/cut-model", api=Refused())
+    class HTTPError(Exception):  # what huggingface_hub raises: the response, with its status code
+        def __init__(self, status):
+            super().__init__(f"{status} Client Error")
+            self.response = type("Response", (), {"status_code": status})()
+
+    for raised, said in ((HTTPError(401), "credentials refused; log in with `hf auth login`, set HF_TOKEN or pass "
+                                          "--token"),
+                         (socket.gaierror(-2, "Name or service not known"), "no network: the server cannot be reached"),
+                         (HTTPError(404), "not found (HTTP 404)")):
+        class Refused(FakeApi):
+            def create_repo(self, repo_id, raised=raised, **kw):
+                raise raised
+
+        with pytest.raises(GanError) as e:
+            hub.push(run, "me/cut-model", api=Refused())
+        assert str(e.value).startswith("cannot push to me/cut-model: " + said), str(e.value)
+        assert ("log in" in str(e.value)) == ("credentials" in said)  # offline is not a login problem
 
 
 def test_hub_command_saves_and_the_folder_exports(tiny_overrides, tmp_path):

@@ -249,21 +249,36 @@ def shifted_mask(h: int, w: int, dy: int, dx: int) -> torch.Tensor:
     return m
 
 
-@pytest.mark.parametrize("kind, lever", [("cyclegan", "model.discriminator.scales=2"),
-                                         ("cut", "model.discriminator.scales=2"),
-                                         ("cyclegan", "model.discriminator.augment=[translation,cutout,color]")])
-def test_discriminator_levers_train_and_resume_bitwise(tiny_overrides, tmp_path, kind, lever):
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+@pytest.mark.parametrize("kind, lever", [
+    ("cyclegan", "model.discriminator.scales=2"), ("cut", "model.discriminator.scales=2"),
+    ("cyclegan", "model.discriminator.augment=[translation,cutout,color]"),
+    ("cyclegan", "loss.lambda_fm=2"), ("cyclegan", "loss.lambda_fm=2+loss.fm=swd+model.discriminator.scales=2"),
+    ("cut", "loss.lambda_fm=2+loss.fm=swd"),
+    ("cyclegan", "loss.r1_gamma=5+loss.r1_every=2"), ("cut", "loss.r1_gamma=5+loss.r1_every=1"),
+    ("cyclegan", "model.discriminator.batch=3+model.discriminator.augment=[translation]"),
+])
+def test_discriminator_levers_train_resume_bitwise_translate_band_and_export(tiny_overrides, tmp_path, kind, lever):
+    from gan.inference.tiling import translate_large
     from tests.test_cut import CUT_TINY
     from tests.test_train import straight_and_resumed, weights
 
-    over = tiny_overrides + [lever, "train.max_steps=5", "train.save_every=100"]
+    over = tiny_overrides + lever.split("+") + ["train.max_steps=5", "train.save_every=100"]
     over += CUT_TINY if kind == "cut" else []
     straight, second = straight_and_resumed(over, tmp_path, stop_at=2)
     a, b = weights(straight), weights(second)
     assert any(k.startswith("d_b.nets.1.") for k in a) == ("scales" in lever)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    net, _ = load_generator(straight.run_dir)  # the generator translates as any other
-    assert net(torch.rand(1, 3, 24, 24)).shape == (1, 3, 24, 24)
+    rows = [json.loads(x) for x in (straight.run_dir / "metrics.jsonl").read_text().splitlines()]
+    logged = set().union(*rows)
+    assert ("fm_ab" in logged) == ("lambda_fm" in lever) and ("r1_b" in logged) == ("r1_gamma" in lever)
+    net, _ = load_generator(straight.run_dir)  # the generator translates, in bands and exported, as any other
+    x = torch.rand(1, 3, 44, 36) * 2 - 1
+    with torch.no_grad():
+        full = net(x)
+    assert full.shape == x.shape
+    assert (translate_large(net, x, BandOptions(tile=16, store_dtype=torch.float32)) - full).abs().max() < 1e-4
+    assert export(net, "torchscript", tmp_path / "g.pt") < 1e-3
 
 
 # ------------------------------------------------------------------------------------- cycle levers
@@ -479,3 +494,26 @@ def test_discriminator_probe(tmp_path):
     assert all(np.isfinite(r["loss"]) and r["overrides"] == ["model.discriminator.n_layers=2"] for r in rows)
     r = subprocess.run(cmd + ["--map", "pencil"], capture_output=True, text=True, env=env, timeout=HANG_GUARD, cwd=ROOT)
     assert r.returncode == 2 and "unknown map 'pencil'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_discriminator_batch_judges_more_real_and_history_images_per_update(tiny_overrides):
+    """model.discriminator.batch=3 with data.batch_size=2: each discriminator's update sees 6 real images (the
+    batch's 2 and 4 more from the loader, all different) and 6 generated ones (the batch's, through the pool, and
+    4 drawn from the history); the generators still translate 2."""
+    from gan.training.trainer import Trainer, prepare_run_dir
+
+    cfg = load_config(None, tiny_overrides + ["model.discriminator.batch=3", "data.batch_size=2", "train.max_steps=2"])
+    t = Trainer(cfg, prepare_run_dir(cfg))
+    seen = []
+    t.model.d_b.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
+    t.model.g_ab.register_forward_hook(lambda m, args, out: seen.append(("g", args[0].shape[0])))
+    batch = next(iter(t.data.loader))
+    assert batch["B_more"].shape == (2, 2, 3, 32, 32) and batch["A_more"].shape == (2, 2, 3, 32, 32)
+    flat = torch.cat([batch["B"], batch["B_more"].flatten(0, 1)])
+    assert len({tuple(img.flatten()[:50].tolist()) for img in flat}) >= 4  # more than the batch's own
+    t.fit()
+    assert ("g", 2) in seen and 6 in seen and all(n in (2, 6) for n in seen if isinstance(n, int))
+    with pytest.raises(ConfigError, match="model.discriminator.batch: invalid value 2; expected 1 with train.pool"):
+        load_config(None, ["model.discriminator.batch=2", "train.pool_size=0"])
+    with pytest.raises(ConfigError, match="1 with model kind cut"):
+        load_config("configs/cut.yaml", ["model.discriminator.batch=2"])

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from gan.config import to_dict, load_config, replace
+from gan.training.tracking import Tracker
 from gan.training.trainer import Trainer, prepare_run_dir, train
 from tests import wandb_reader
 from tests.helpers import HANG_GUARD
@@ -101,6 +102,7 @@ def test_wandb_failures_warn_once_and_training_goes_on(tiny_overrides, offline, 
         raise ConnectionError("no route to host")
 
     monkeypatch.setattr(wandb, "init", broken_init)
+    monkeypatch.setattr(Tracker, "_online_or_offline", staticmethod(lambda: "online"))  # the server answers
     cfg = load_config(None, tiny_overrides + ["tracking.wandb.mode=online", "train.max_steps=4"])
     with caplog.at_level(logging.WARNING, logger="gan"):
         path = train(cfg)

@@ -150,3 +150,24 @@ def test_transparency_is_kept_where_the_format_has_it(run_dir, tmp_path):  # noq
     assert outs["png"].mode == "RGBA" and np.array_equal(np.asarray(outs["png"])[..., 3], rgba[..., 3])
     assert outs["webp"].mode == "RGBA"
     assert outs["jpg"].mode == "RGB"
+
+
+def test_messages_go_above_the_progress_bar_never_glued_to_it(run_dir, tmp_path):
+    """A single unreadable input used to print `0%| ... | 0/1 [00:00<?, ?img/s]error: ...` and the bar again:
+    the bar is closed first and the message has a line of its own; a folder's skip warning too."""
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    r = run_test_py("--checkpoint", str(run_dir), "--input", str(tmp_path / "bad.png"), "--output", str(tmp_path / "o"),
+                    "--workers", "0")
+    assert r.returncode == 2
+    lines = r.stderr.replace("\r", "\n").splitlines()
+    errors = [line for line in lines if "error:" in line]
+    assert errors and all(line.startswith("error: ") for line in errors), r.stderr
+    after = r.stderr[r.stderr.index("error: "):]
+    assert "img/s" not in after  # no bar drawn again after the message
+    write_images(tmp_path / "folder", 1)
+    (tmp_path / "folder" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    r = run_test_py("--checkpoint", str(run_dir), "--input", str(tmp_path / "folder"), "--output",
+                    str(tmp_path / "o2"), "--workers", "0")
+    assert r.returncode == 0
+    warned = [line for line in r.stderr.replace("\r", "\n").splitlines() if "skipping unreadable image" in line]
+    assert warned and all(line.startswith("warning: skipping") for line in warned), r.stderr

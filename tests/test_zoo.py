@@ -142,7 +142,7 @@ def test_unknown_names_and_no_network_say_what_to_do(tmp_path, monkeypatch):
     m.stop()  # nothing listens there any more
     monkeypatch.setenv("GAN_ZOO_URL", m.url)
     where = tmp_path / "home" / "zoo" / "style_monet.pth"
-    with pytest.raises(GanError, match=f"not in the cache and cannot be downloaded .*Download {m.url}/style_monet.pth "
+    with pytest.raises(GanError, match=f"not in the cache and cannot be downloaded: no network.*Download {m.url}/style_monet.pth "
                                        f"and place it at {where}"):
         zoo.fetch("style_monet")
 

@@ -25,9 +25,12 @@ from torch import nn
 from gan import GanError
 from gan.inference import tiling
 from gan.data.io import normalize_uint8, to_uint8
-from gan.runtime import Runtime
+from gan.runtime import Runtime, is_exported
 
 AUTO_TILE = 512  # bands of about this many pixels squared for images above max_pixels
+# Peak memory per pixel of one untiled fp32 pass of the paper's generator (ngf 64, 9 blocks): 11.1 GB for a
+# 4000x3000 image (docs/benchmarks.md); what an export needs to go in one pass, roughly
+EXPORT_BYTES_PER_PIXEL = 925
 MAX_STRENGTH = 4.0
 
 
@@ -108,7 +111,13 @@ class Engine:
             return (f"{head} computed in bands of about {rows} rows, {passes} passes, with whole-image norm "
                     f"statistics")
         n = len(tiling._tile_starts(h, tile, self.tile_overlap)) * len(tiling._tile_starts(w, tile, self.tile_overlap))
-        return f"{head} {n} overlapping tiles of {tile} px, each with its own norm statistics ({self.bands.why_not})"
+        line = f"{head} {n} overlapping tiles of {tile} px, each with its own norm statistics ({self.bands.why_not})"
+        if is_exported(self.net) and not self.tile:
+            # the setting that works with the export itself: one pass over the whole image, if memory allows
+            mp = math.ceil(h * w / 1e6)
+            line += (f"; or, for one pass with whole-image statistics, --max-megapixels {mp} (about "
+                     f"{h * w * EXPORT_BYTES_PER_PIXEL / 2**30:.0f} GB of memory for a paper-size generator)")
+        return line
 
     # ----------------------------------------------------------------------------------- translation
 
