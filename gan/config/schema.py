@@ -135,6 +135,13 @@ class LossConfig:
     # StyleGAN2, which then weighs it by r1_every); 0 = off
     r1_gamma: float = 0.0
     r1_every: int = 16
+    # Nearest-patch matching (gan.nn.losses.nearest_patch_loss): every patch_size px patch of the output, every
+    # patch_stride px, pulled toward its nearest patch among patch_images real images of the target domain (the
+    # batch's own and more from the loader); 0 = off
+    lambda_patch: float = 0.0
+    patch_size: int = 8
+    patch_stride: int = 4
+    patch_images: int = 4
     lambda_content: float = 0.0
     lambda_style: float = 0.0
     vgg: VGGConfig = field(default_factory=VGGConfig)
@@ -570,11 +577,16 @@ def validate(cfg: Config, kinds: dict) -> None:
     _require(m.init.gain > 0, "model.init.gain", m.init.gain, "a number > 0")
 
     lo = cfg.loss
-    for key in ("lambda_content", "lambda_style", "lambda_fm", "r1_gamma"):
+    for key in ("lambda_content", "lambda_style", "lambda_fm", "r1_gamma", "lambda_patch"):
         _require(getattr(lo, key) >= 0, f"loss.{key}", getattr(lo, key), "a number >= 0")
     _require(lo.r1_every >= 1, "loss.r1_every", lo.r1_every, "an integer >= 1 (1 = every step)")
+    _require(2 <= lo.patch_size <= cfg.data.crop_size, "loss.patch_size", lo.patch_size,
+             f"an integer from 2 to data.crop_size ({cfg.data.crop_size})")
+    _require(1 <= lo.patch_stride <= lo.patch_size, "loss.patch_stride", lo.patch_stride,
+             f"an integer from 1 to loss.patch_size ({lo.patch_size})")
+    _require(1 <= lo.patch_images <= 64, "loss.patch_images", lo.patch_images, "an integer from 1 to 64")
     if not kinds[m.kind].adversarial:
-        for key in ("lambda_fm", "r1_gamma"):
+        for key in ("lambda_fm", "r1_gamma", "lambda_patch"):
             _require(getattr(lo, key) == 0, f"loss.{key}", getattr(lo, key),
                      f"0: model kind {m.kind} has no discriminator")
     for key in ("content_layers", "style_layers"):

@@ -109,7 +109,8 @@ class CycleGAN(TrainModel):
 
     @classmethod
     def extra_images(cls, cfg: Config) -> int:
-        return cfg.model.discriminator.batch - 1
+        lo = cfg.loss
+        return max(cfg.model.discriminator.batch, lo.patch_images if lo.lambda_patch > 0 else 1) - 1
 
     def __init__(self, g_ab: nn.Module, g_ba: nn.Module, d_a: nn.Module, d_b: nn.Module, loss: LossConfig,
                  vgg: losses.VGGFeatures | None = None, style_grams_b: dict[str, torch.Tensor] | None = None,
@@ -120,6 +121,7 @@ class CycleGAN(TrainModel):
         self.g_pair: nn.Module = GeneratorPair(g_ab, g_ba)
         self.d_pair: nn.Module = DiscriminatorPair(d_a, d_b)
         self.loss_cfg, self.opts = loss, options
+        self.d_batch = 1  # images each discriminator judges per real one of the batch (model.discriminator.batch)
         # A frozen submodule so .to(device) moves it; checkpoints store only the four nets.
         self.vgg = vgg
         if (loss.lambda_content > 0 or loss.lambda_style > 0) and vgg is None:
@@ -154,6 +156,7 @@ class CycleGAN(TrainModel):
                                                       lo.vgg.style_layers, device)
         # Pools are per process: seeded by (seed, rank) so ranks do not mirror each other.
         model = cls(g_ab, g_ba, d_a, d_b, lo, vgg, grams, cfg.train.pool_size, cfg.seed + 1000 * rank, m.options)
+        model.d_batch = m.discriminator.batch
         return model.to(device)
 
     @property
@@ -172,11 +175,12 @@ class CycleGAN(TrainModel):
                       ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """One G update then one D update (the reference's optimize_parameters)."""
         real_a, real_b = batch["A"], batch["B"]
+        more = {k: batch[f"{k}_more"] for k in ("A", "B") if f"{k}_more" in batch}  # more real images per item
 
         # 1. generators, with both discriminators frozen (their grads are neither needed nor wanted)
         set_requires_grad([self.d_a, self.d_b], False)
         with ctx.autocast():
-            loss_g, terms_g, images = self.generator_loss(real_a, real_b)
+            loss_g, terms_g, images = self.generator_loss(real_a, real_b, more)
         ctx.update("g", loss_g, terms_g)
         set_requires_grad([self.d_a, self.d_b], True)
 
@@ -184,11 +188,11 @@ class CycleGAN(TrainModel):
         #    k - 1 more real images of each domain and k - 1 more from each history)
         fake_a = self.pool_a.query(images["fake_a"].detach())
         fake_b = self.pool_b.query(images["fake_b"].detach())
-        if "A_more" in batch:
-            more = batch["A_more"].shape[1]
-            real_a, real_b = (torch.cat([batch[k], batch[f"{k}_more"].flatten(0, 1)]) for k in ("A", "B"))
-            fake_a = torch.cat([fake_a, self.pool_a.sample(more * len(fake_a))])
-            fake_b = torch.cat([fake_b, self.pool_b.sample(more * len(fake_b))])
+        k = self.d_batch - 1
+        if k:
+            real_a, real_b = (torch.cat([batch[d], more[d][:, :k].flatten(0, 1)]) for d in ("A", "B"))
+            fake_a = torch.cat([fake_a, self.pool_a.sample(k * len(fake_a))])
+            fake_b = torch.cat([fake_b, self.pool_b.sample(k * len(fake_b))])
         with ctx.autocast():
             loss_d, terms_d = self.discriminator_loss(real_a, real_b, fake_a, fake_b, ctx.step)
         ctx.update("d", loss_d, terms_d)
@@ -216,16 +220,19 @@ class CycleGAN(TrainModel):
 
     # The generator terms in one fixed order (what they sum in, so a run's numbers do not depend on which are on).
     TERM_ORDER = ("adv_ab", "adv_ba", "cycle_a", "cycle_b", "idt_a", "idt_b", "content_ab", "content_ba",
-                  "style_ab", "style_ba", "fm_ab", "fm_ba")
+                  "style_ab", "style_ba", "fm_ab", "fm_ba", "patch_ab", "patch_ba")
 
-    def generator_loss(self, real_a: torch.Tensor, real_b: torch.Tensor
+    def generator_loss(self, real_a: torch.Tensor, real_b: torch.Tensor, more: dict | None = None
                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """-> (L_G, weighted terms that sum to L_G, images {fake_b, rec_a, fake_a, rec_b} still attached)."""
+        """-> (L_G, weighted terms that sum to L_G, images {fake_b, rec_a, fake_a, rec_b} still attached).
+        `more`: {"A", "B": (N, k, C, H, W)} more real images, for the terms that compare with real ones."""
         o = self.opts
         images = self.g_pair(real_a, real_b, o.lambda_identity > 0)
         vgg = self._vgg_memo()
-        terms = {**self.side_terms("ab", real_a, images["fake_b"], images["rec_a"], real_b, vgg),
-                 **self.side_terms("ba", real_b, images["fake_a"], images["rec_b"], real_a, vgg)}
+        others = {d: torch.cat([x, more[d].flatten(0, 1)]) if more and d in more else x
+                  for d, x in (("A", real_a), ("B", real_b))}
+        terms = {**self.side_terms("ab", real_a, images["fake_b"], images["rec_a"], real_b, vgg, others["B"]),
+                 **self.side_terms("ba", real_b, images["fake_a"], images["rec_b"], real_a, vgg, others["A"])}
         if o.lambda_identity > 0:
             w = o.lambda_identity * o.lambda_cycle
             terms["idt_a"] = w * losses.identity_loss(images.pop("idt_a"), real_a)
@@ -235,23 +242,29 @@ class CycleGAN(TrainModel):
         return total, terms, images
 
     def side_terms(self, side: str, real: torch.Tensor, fake: torch.Tensor, rec: torch.Tensor,
-                   other: torch.Tensor, vgg=None) -> dict[str, torch.Tensor]:
+                   other: torch.Tensor, vgg=None, others: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The generator terms of one direction that depend on its output: side "ab" is g_ab's output `fake` of
-        photos `real` (fake_b of real_a), `rec` = g_ba(fake), judged by d_b against the real paintings `other`;
-        "ba" the other way. (Also what gan.evaluation.alignment differentiates: `output_terms`.)"""
+        photos `real` (fake_b of real_a), `rec` = g_ba(fake), judged by d_b against the real paintings `other`
+        (`others`: those and more, for feature and patch matching); "ba" the other way. (Also what
+        gan.evaluation.alignment differentiates: `output_terms`.)"""
         c, o = self.loss_cfg, self.opts
         d = self.d_b if side == "ab" else self.d_a
         src = side[0]
+        others = other if others is None else others
         terms = {}
         if c.lambda_fm > 0:
             pred, feats = d(fake, features=True)
             with torch.no_grad():
-                _, real_feats = d(other, features=True)
+                _, real_feats = d(others, features=True)
             terms[f"fm_{side}"] = c.lambda_fm * losses.feature_matching_loss(feats, real_feats, c.fm, self.fm_rng)
         else:
             pred = d(fake)
         terms[f"adv_{side}"] = losses.generator_adv_loss(pred, c.gan_mode)
         terms[f"cycle_{src}"] = o.lambda_cycle * losses.cycle_loss(rec, real, o.cycle_lowpass)
+        if c.lambda_patch > 0:
+            bank = others[: c.patch_images * len(fake)]
+            terms[f"patch_{side}"] = c.lambda_patch * losses.nearest_patch_loss(fake, bank, c.patch_size,
+                                                                                 c.patch_stride)
         if c.lambda_content > 0 or c.lambda_style > 0:
             vgg = vgg if vgg is not None else self._vgg_memo()
             feat_fake = self.vgg(fake)

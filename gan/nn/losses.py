@@ -116,6 +116,24 @@ def feature_matching_loss(fake: list[torch.Tensor], real: list[torch.Tensor], mo
     return total / max(1, len(fake))
 
 
+def nearest_patch_loss(fake: torch.Tensor, real: torch.Tensor, size: int, stride: int) -> torch.Tensor:
+    """Each size x size patch of the generator's output (taken every `stride` pixels) pulled toward its nearest
+    patch (L2, in pixels) among the patches of real images of the target domain: mean squared difference.
+
+    Non-parametric texture matching (Li & Wand 2016 matched VGG patches; here the pixels themselves, so no
+    pretrained network is needed), for unaligned images (Mechrez et al. 2018's contextual loss has the same aim):
+    every output patch gets a target of its own, as a paired loss would, drawn from the paintings. A textured
+    photo patch finds a flat painted one of its colour; an edge finds a painted edge, outline included. The real
+    patches are constants. (N, C, H, W) each, any sizes of at least `size`."""
+    def patches(x: torch.Tensor) -> torch.Tensor:
+        return F.unfold(x.float(), size, stride=stride).transpose(1, 2).flatten(0, 1)  # (patches, C*size*size)
+
+    p, bank = patches(fake), patches(real.detach())
+    with torch.no_grad():  # nearest by |p - q|^2 = |p|^2 - 2 p.q + |q|^2 (|p|^2 is the same for every q)
+        nearest = (bank.square().sum(1)[None] - 2 * p.detach() @ bank.T).argmin(1)
+    return F.mse_loss(p, bank[nearest])
+
+
 def r1_penalty(pred: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """R1 (Mescheder et al. 2018): E ||d D(y) / dy||^2 on real images y, D(y) the mean patch logit of each image,
     with the graph kept so the penalty trains the discriminator. `real` must require grad and `pred` come from
