@@ -1,3 +1,4 @@
-"""Inference: generators from any accepted file (load), the one engine (engine: device, precision, memory
-layout, band policy) with its precision policy, bands (tiling, normstats), folders (translate), videos (video,
-temporal), ONNX runtime and export."""
+"""Inference: the networks of any model source (load, over gan.checkpoint.source), the one engine (engine: the
+runtime policy of gan.runtime applied to a net, the band policy, strength), bands (tiling, normstats), folders
+(translate), videos (video, temporal), a content + style network on photos (feedforward) and export. It
+imports nothing of gan.training."""

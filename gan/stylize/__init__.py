@@ -1,2 +1,3 @@
-"""Neural style transfer: optimisation (Gatys et al.) and feed-forward stylization with a content + style
-network (optimise), colour preservation (colour)."""
+"""Neural style transfer: the options both ways share (options), colour preservation (colour), optimisation
+(optimise, Gatys et al.) and the file loop of stylize.py (files; a content + style network runs through
+gan.inference.feedforward)."""
