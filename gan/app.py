@@ -575,7 +575,8 @@ def serve(catalog: Catalog, settings: Settings, host: str, port: int, auth: tupl
     backend = Backend(catalog, settings)
     page = build(backend, stylize_defaults)
     page.queue(default_concurrency_limit=1, max_size=32)
-    _, url, _ = page.launch(server_name=host, server_port=port, auth=auth, max_file_size=f"{max_upload_mb:g}mb",
+    limit = max(1, int(max_upload_mb * 2**20))  # bytes: gradio's "<n>mb" strings take whole numbers only
+    _, url, _ = page.launch(server_name=host, server_port=port, auth=auth, max_file_size=limit,
                             prevent_thread_lock=True, quiet=True, footer_links=[],
                             allowed_paths=[str(settings.workdir)])
     log.info("serving on %s (%d model(s); Ctrl-C to stop)", url, len(catalog.models))

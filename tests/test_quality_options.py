@@ -257,6 +257,11 @@ def shifted_mask(h: int, w: int, dy: int, dx: int) -> torch.Tensor:
     ("cut", "loss.lambda_fm=2+loss.fm=swd"),
     ("cyclegan", "loss.r1_gamma=5+loss.r1_every=2"), ("cut", "loss.r1_gamma=5+loss.r1_every=1"),
     ("cyclegan", "model.discriminator.batch=3+model.discriminator.augment=[translation]"),
+    ("cyclegan", "loss.lambda_patch=5+loss.patch_images=2+loss.patch_size=6+loss.patch_stride=3"),
+    ("cyclegan", "model.discriminator.recon=1+model.discriminator.augment=[translation]"),
+    ("cut", "model.discriminator.recon=1+model.discriminator.scales=2"),
+    ("cyclegan", "model.generator.skip=color+model.generator.skip_fade=3+model.cyclegan.lambda_identity=0"),
+    ("cyclegan", "loss.g_steps=2+loss.d_steps=3"),
 ])
 def test_discriminator_levers_train_resume_bitwise_translate_band_and_export(tiny_overrides, tmp_path, kind, lever):
     from gan.inference.tiling import translate_large
@@ -272,6 +277,8 @@ def test_discriminator_levers_train_resume_bitwise_translate_band_and_export(tin
     rows = [json.loads(x) for x in (straight.run_dir / "metrics.jsonl").read_text().splitlines()]
     logged = set().union(*rows)
     assert ("fm_ab" in logged) == ("lambda_fm" in lever) and ("r1_b" in logged) == ("r1_gamma" in lever)
+    assert ("patch_ab" in logged) == ("lambda_patch" in lever) and ("recon_b" in logged) == ("recon" in lever)
+    assert any(k.endswith(".decoder.layers.1.weight") for k in a) == ("recon" in lever)
     net, _ = load_generator(straight.run_dir)  # the generator translates, in bands and exported, as any other
     x = torch.rand(1, 3, 44, 36) * 2 - 1
     with torch.no_grad():
@@ -517,3 +524,57 @@ def test_discriminator_batch_judges_more_real_and_history_images_per_update(tiny
         load_config(None, ["model.discriminator.batch=2", "train.pool_size=0"])
     with pytest.raises(ConfigError, match="1 with model kind cut"):
         load_config("configs/cut.yaml", ["model.discriminator.batch=2"])
+
+
+def test_nearest_patch_loss_pulls_each_patch_to_its_nearest_real_one():
+    """Known answer: real images made of two flat colours; an output patch near the first colour is pulled to it
+    (its squared distance to it, averaged), whatever the other real patches are; an output made of real patches
+    costs nothing."""
+    from gan.nn import losses
+
+    real = torch.cat([torch.full((1, 3, 8, 8), 0.5), torch.full((1, 3, 8, 8), -0.5)])
+    out = torch.full((1, 3, 8, 8), 0.4)
+    out[0, 0, 0, 0] = 0.6  # one pixel off
+    want = ((out - 0.5) ** 2).mean()
+    assert losses.nearest_patch_loss(out, real, 4, 4).item() == pytest.approx(want.item(), rel=1e-6)
+    assert losses.nearest_patch_loss(real[1:], real, 4, 2).item() == 0.0
+    out.requires_grad_(True)
+    losses.nearest_patch_loss(out, real, 8, 8).backward()
+    assert (out.grad < 0).all() or (out.grad[0, 0, 0, 0] > 0)  # toward 0.5: up where below, down where above
+
+
+def test_the_discriminators_rebuild_is_weighed_as_set():
+    """model.discriminator.recon = w: the D update's recon_b is w x L1(the decoder's rebuild, the real image)."""
+    from gan.models import KINDS
+    from tests.helpers import TINY
+    from tests.test_losses import RecordingContext
+
+    cfg = load_config(None, TINY + ["model.discriminator.recon=0.7"])
+    torch.manual_seed(0)
+    m = KINDS["cyclegan"].build(cfg, torch.device("cpu"))
+    a, b = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
+    ctx = RecordingContext(m)
+    m.training_step({"A": a, "B": b}, ctx)
+    with torch.no_grad():
+        _, rebuilt, seen = m.d_b(b, recon=True)
+        want = 0.7 * (rebuilt - b).abs().mean()
+    assert torch.equal(seen, b) and rebuilt.shape == b.shape
+    assert ctx.seen["d"][1]["recon_b"].item() == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_a_fading_skip_path_weighs_one_minus_the_steps_done_and_ends_as_a_plain_generator(tiny_overrides):
+    from gan.training.trainer import Trainer, prepare_run_dir
+
+    cfg = load_config(None, tiny_overrides + ["model.generator.skip=color", "model.generator.skip_fade=4",
+                                              "model.cyclegan.lambda_identity=0", "train.max_steps=6"])
+    t = Trainer(cfg, prepare_run_dir(cfg))
+    seen = []
+    t.model.g_ab.register_forward_pre_hook(lambda mod, args: seen.append(float(mod.skip_scale)))
+    t.fit()
+    assert sorted(set(seen), reverse=True) == [1.0, 0.75, 0.5, 0.25, 0.0]
+    net, _ = load_generator(t.run_dir)  # the saved generator is the faded one: its branch alone
+    x = torch.rand(1, 3, 24, 24) * 2 - 1
+    with torch.no_grad():
+        assert float(net.skip_scale) == 0 and torch.equal(net(x), net.model(x))
+    with pytest.raises(ConfigError, match="model.generator.skip_fade: invalid value 4; expected 0 with"):
+        load_config(None, ["model.generator.skip_fade=4"])

@@ -62,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger("gan").warning("no model found (looked in %s and the --checkpoint files): only "
                                              "optimisation-based stylizing is available", args.runs)
         auth = tuple(args.auth.split(":", 1)) if args.auth else None
+        import signal
+
+        def stop(signum, frame):  # SIGTERM (a service manager, a container) ends the app as Ctrl-C does: cleaned up
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop)
         try:
             defaults = {"size": args.stylize_size, "iterations": args.stylize_iterations}
             serve(catalog, settings, args.host, args.port, auth, args.max_upload_mb, defaults)

@@ -72,6 +72,9 @@ class GeneratorConfig:
     upsample: Literal["transpose", "resize_conv"] = "transpose"
     skip: Literal["none", "identity", "color"] = "none"  # start as the identity map (+ a colour path)
     antialias: bool = False  # blur-pooled downsampling, blurred (bilinear) upsampling: CUT's default
+    # The skip path fades out over this many steps (weight 1 - step / skip_fade, then 0): starts as the identity,
+    # ends as a plain generator whose branch carries the whole image; 0 = it stays
+    skip_fade: int = 0
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,9 @@ class DiscriminatorConfig:
     # discriminator sees more per step at a fraction of a larger data.batch_size's cost (the generators do not
     # translate more); 1 = only the batch's own
     batch: int = 1
+    # FastGAN's self-supervised discriminator (Liu et al. 2021): a small decoder rebuilds each real image from the
+    # discriminator's coarsest features, and this weighs that L1 error in the discriminator's loss; 0 = off
+    recon: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,9 @@ class LossConfig:
     patch_size: int = 8
     patch_stride: int = 4
     patch_images: int = 4
+    # The D:G step ratio: generator and discriminator updates per training step, each on the step's batch
+    g_steps: int = 1
+    d_steps: int = 1
     lambda_content: float = 0.0
     lambda_style: float = 0.0
     vgg: VGGConfig = field(default_factory=VGGConfig)
@@ -559,6 +568,7 @@ def validate(cfg: Config, kinds: dict) -> None:
     _require(m.discriminator.ndf >= 1, "model.discriminator.ndf", m.discriminator.ndf, "an integer >= 1")
     _require(m.discriminator.n_layers >= 1, "model.discriminator.n_layers", m.discriminator.n_layers,
              "an integer >= 1")
+    _require(m.discriminator.recon >= 0, "model.discriminator.recon", m.discriminator.recon, "a number >= 0 (0 = off)")
     _require(1 <= m.discriminator.batch <= 64, "model.discriminator.batch", m.discriminator.batch,
              "an integer from 1 (the batch's own images) to 64")
     _require(1 <= m.discriminator.scales <= 4, "model.discriminator.scales", m.discriminator.scales,
@@ -585,6 +595,8 @@ def validate(cfg: Config, kinds: dict) -> None:
     _require(1 <= lo.patch_stride <= lo.patch_size, "loss.patch_stride", lo.patch_stride,
              f"an integer from 1 to loss.patch_size ({lo.patch_size})")
     _require(1 <= lo.patch_images <= 64, "loss.patch_images", lo.patch_images, "an integer from 1 to 64")
+    for key in ("g_steps", "d_steps"):
+        _require(1 <= getattr(lo, key) <= 16, f"loss.{key}", getattr(lo, key), "an integer from 1 to 16")
     if not kinds[m.kind].adversarial:
         for key in ("lambda_fm", "r1_gamma", "lambda_patch"):
             _require(getattr(lo, key) == 0, f"loss.{key}", getattr(lo, key),
@@ -609,6 +621,10 @@ def validate(cfg: Config, kinds: dict) -> None:
         key = "lambda_content" if lo.lambda_content > 0 else "lambda_style"
         _require(m.in_channels == 3 and m.out_channels == 3, f"loss.{key}", getattr(lo, key),
                  "0 unless model.in_channels and out_channels are 3 (VGG19 takes RGB)")
+    _require(m.generator.skip_fade >= 0, "model.generator.skip_fade", m.generator.skip_fade, "an integer >= 0")
+    if m.generator.skip_fade:
+        _require(m.generator.skip != "none", "model.generator.skip_fade", m.generator.skip_fade,
+                 "0 with model.generator.skip=none (there is no skip path to fade)")
     if m.generator.skip == "identity":
         _require(m.in_channels == m.out_channels, "model.generator.skip", "identity",
                  "none or color when model.in_channels != model.out_channels")

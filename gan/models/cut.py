@@ -40,7 +40,8 @@ from torch import nn
 from gan.nn import losses
 from gan.config.schema import Config, ModelConfig, require
 from gan.models.base import StepContext, TrainModel, set_requires_grad
-from gan.nn.networks import ResnetGenerator, build_discriminator, build_generator, inference_generator, init_weights
+from gan.nn.networks import (ResnetGenerator, build_discriminator, build_generator, fade_skips,
+                             inference_generator, init_weights)
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,11 @@ class DiscriminatorCall(nn.Module):
         super().__init__()
         self.d = d
 
-    def forward(self, real_b: torch.Tensor, fake_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, real_b: torch.Tensor, fake_b: torch.Tensor, recon: bool = False) -> tuple:
+        """(real logits, fake logits[, (the rebuild of real_b, what the net saw)] (model.discriminator.recon))."""
+        if recon:
+            real, rebuilt, seen = self.d(real_b, recon=True)
+            return real, self.d(fake_b), (rebuilt, seen)
         return self.d(real_b), self.d(fake_b)
 
 
@@ -147,6 +152,9 @@ class CUT(TrainModel):
         require(o.lambda_nce is None or o.lambda_nce >= 0, "model.cut.lambda_nce", o.lambda_nce,
                 "a number >= 0, or null for the mode's default (cut 1, fastcut 10)")
         require(o.num_patches >= 1, "model.cut.num_patches", o.num_patches, "an integer >= 1")
+        for key in ("g_steps", "d_steps"):
+            require(getattr(cfg.loss, key) == 1, f"loss.{key}", getattr(cfg.loss, key),
+                    "1 with model kind cut (one update of each a step, in the authors' order)")
         require(m.discriminator.batch == 1, "model.discriminator.batch", m.discriminator.batch,
                 "1 with model kind cut (its discriminator judges the step's own output: it keeps no history)")
         require(o.head_dim >= 1, "model.cut.head_dim", o.head_dim, "an integer >= 1")
@@ -161,6 +169,7 @@ class CUT(TrainModel):
         super().__init__()
         self.opts = cfg.model.options.resolved()
         self.loss_cfg, self.gan_mode = cfg.loss, cfg.loss.gan_mode
+        self.skip_fade, self.d_recon = cfg.model.generator.skip_fade, cfg.model.discriminator.recon
         self.g_ab, self.d_b, self.heads = g_ab, d_b, heads
         # Patch positions and flips: a generator of the kind's own, per process, kept in the checkpoint
         self.rng = torch.Generator().manual_seed(seed)
@@ -195,6 +204,7 @@ class CUT(TrainModel):
                       ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         o = self.opts
         real_a, real_b = batch["A"], batch["B"]
+        fade_skips([self.g_ab], ctx.step, self.skip_fade)
         flipped = bool(o.flip_equivariance and torch.rand((), generator=self.rng) < 0.5)
         with ctx.autocast():
             out = self.g_call(real_a, real_b, flipped)
@@ -204,10 +214,15 @@ class CUT(TrainModel):
         lo = self.loss_cfg
         r1 = lo.r1_gamma > 0 and ctx.step % lo.r1_every == 0
         real_d = real_b.detach().requires_grad_(True) if r1 else real_b
+        recon = self.d_recon > 0
         with ctx.autocast():
-            real_pred, fake_pred = self.d_call(real_d, fake_b.detach())
+            judged = self.d_call(real_d, fake_b.detach(), recon)
+            real_pred, fake_pred = judged[:2]
             loss_d = losses.discriminator_loss(real_pred, fake_pred, self.gan_mode)
             terms_d = {"d_b": loss_d}
+            if recon:  # FastGAN: the discriminator's features must rebuild the real images it judges
+                terms_d["recon_b"] = self.d_recon * F.l1_loss(judged[2][0].float(), judged[2][1].float())
+                loss_d = loss_d + terms_d["recon_b"]
             if r1:
                 terms_d["r1_b"] = lo.r1_gamma / 2 * lo.r1_every * losses.r1_penalty(real_pred, real_d)
                 loss_d = loss_d + terms_d["r1_b"]

@@ -36,13 +36,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gan.nn import losses
 from gan.config.schema import Config, LossConfig, ModelConfig, require
 from gan.models.base import StepContext, TrainModel, set_requires_grad
 from gan.models.image_pool import ImagePool
-from gan.nn.networks import build_discriminator, build_generator, inference_generator
+from gan.nn.networks import build_discriminator, build_generator, fade_skips, inference_generator
 
 
 @dataclass(frozen=True)
@@ -74,13 +75,17 @@ class GeneratorPair(nn.Module):
 
 
 class DiscriminatorPair(nn.Module):
-    """d_a on (real_a, fake_a) and d_b on (real_b, fake_b), in one call."""
+    """d_a on (real_a, fake_a) and d_b on (real_b, fake_b), in one call; with `recon`, each real one also as the
+    discriminator's rebuild and what it saw (model.discriminator.recon)."""
 
     def __init__(self, d_a: nn.Module, d_b: nn.Module):
         super().__init__()
         self.d_a, self.d_b = d_a, d_b
 
-    def forward(self, real_a, real_b, fake_a, fake_b) -> tuple[torch.Tensor, ...]:
+    def forward(self, real_a, real_b, fake_a, fake_b, recon: bool = False) -> tuple:
+        if recon:
+            (ra, rec_a, seen_a), (rb, rec_b, seen_b) = self.d_a(real_a, recon=True), self.d_b(real_b, recon=True)
+            return ra, self.d_a(fake_a), rb, self.d_b(fake_b), (rec_a, seen_a, rec_b, seen_b)
         return self.d_a(real_a), self.d_a(fake_a), self.d_b(real_b), self.d_b(fake_b)
 
 
@@ -98,6 +103,9 @@ class CycleGAN(TrainModel):
         m = cfg.model
         for key in ("lambda_cycle", "lambda_identity"):
             require(getattr(o, key) >= 0, f"model.cyclegan.{key}", getattr(o, key), "a number >= 0")
+        if cfg.loss.d_steps > 1:
+            require(cfg.train.pool_size > 0, "loss.d_steps", cfg.loss.d_steps,
+                    "1 with train.pool_size=0 (later discriminator updates take generated images from the history)")
         if o.lambda_identity > 0:
             require(m.in_channels == m.out_channels, "model.cyclegan.lambda_identity", o.lambda_identity,
                     "0 when model.in_channels != model.out_channels (identity maps need equal channels)")
@@ -122,6 +130,8 @@ class CycleGAN(TrainModel):
         self.d_pair: nn.Module = DiscriminatorPair(d_a, d_b)
         self.loss_cfg, self.opts = loss, options
         self.d_batch = 1  # images each discriminator judges per real one of the batch (model.discriminator.batch)
+        self.skip_fade = 0  # steps over which the generators' skip paths fade out (model.generator.skip_fade)
+        self.d_recon = 0.0  # the discriminators' self-supervised rebuild of real images (model.discriminator.recon)
         # A frozen submodule so .to(device) moves it; checkpoints store only the four nets.
         self.vgg = vgg
         if (loss.lambda_content > 0 or loss.lambda_style > 0) and vgg is None:
@@ -156,7 +166,7 @@ class CycleGAN(TrainModel):
                                                       lo.vgg.style_layers, device)
         # Pools are per process: seeded by (seed, rank) so ranks do not mirror each other.
         model = cls(g_ab, g_ba, d_a, d_b, lo, vgg, grams, cfg.train.pool_size, cfg.seed + 1000 * rank, m.options)
-        model.d_batch = m.discriminator.batch
+        model.d_batch, model.skip_fade, model.d_recon = m.discriminator.batch, m.generator.skip_fade, m.discriminator.recon
         return model.to(device)
 
     @property
@@ -173,29 +183,37 @@ class CycleGAN(TrainModel):
 
     def training_step(self, batch: dict[str, torch.Tensor], ctx: StepContext
                       ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """One G update then one D update (the reference's optimize_parameters)."""
+        """One G update then one D update (the reference's optimize_parameters); with loss.g_steps / d_steps,
+        that many of each, on the same batch (a later D update takes its generated images from the history)."""
         real_a, real_b = batch["A"], batch["B"]
         more = {k: batch[f"{k}_more"] for k in ("A", "B") if f"{k}_more" in batch}  # more real images per item
+        c = self.loss_cfg
+
+        fade_skips([self.g_ab, self.g_ba], ctx.step, self.skip_fade)
 
         # 1. generators, with both discriminators frozen (their grads are neither needed nor wanted)
         set_requires_grad([self.d_a, self.d_b], False)
-        with ctx.autocast():
-            loss_g, terms_g, images = self.generator_loss(real_a, real_b, more)
-        ctx.update("g", loss_g, terms_g)
+        for _ in range(c.g_steps):
+            with ctx.autocast():
+                loss_g, terms_g, images = self.generator_loss(real_a, real_b, more)
+            ctx.update("g", loss_g, terms_g)
         set_requires_grad([self.d_a, self.d_b], True)
 
         # 2. discriminators, on the history of generated images (and, with model.discriminator.batch = k > 1,
         #    k - 1 more real images of each domain and k - 1 more from each history)
-        fake_a = self.pool_a.query(images["fake_a"].detach())
-        fake_b = self.pool_b.query(images["fake_b"].detach())
         k = self.d_batch - 1
         if k:
             real_a, real_b = (torch.cat([batch[d], more[d][:, :k].flatten(0, 1)]) for d in ("A", "B"))
-            fake_a = torch.cat([fake_a, self.pool_a.sample(k * len(fake_a))])
-            fake_b = torch.cat([fake_b, self.pool_b.sample(k * len(fake_b))])
-        with ctx.autocast():
-            loss_d, terms_d = self.discriminator_loss(real_a, real_b, fake_a, fake_b, ctx.step)
-        ctx.update("d", loss_d, terms_d)
+        for i in range(c.d_steps):
+            n = len(images["fake_a"])
+            fake_a = self.pool_a.query(images["fake_a"].detach()) if i == 0 else self.pool_a.sample(n)
+            fake_b = self.pool_b.query(images["fake_b"].detach()) if i == 0 else self.pool_b.sample(n)
+            if k:
+                fake_a = torch.cat([fake_a, self.pool_a.sample(k * n)])
+                fake_b = torch.cat([fake_b, self.pool_b.sample(k * n)])
+            with ctx.autocast():
+                loss_d, terms_d = self.discriminator_loss(real_a, real_b, fake_a, fake_b, ctx.step)
+            ctx.update("d", loss_d, terms_d)
 
         terms = {"loss_g": loss_g, "loss_d": loss_d, **terms_g, **terms_d}
         images = {"real_a": batch["A"], "real_b": batch["B"], **images}
@@ -305,12 +323,16 @@ class CycleGAN(TrainModel):
         r1 = c.r1_gamma > 0 and step % c.r1_every == 0
         if r1:  # the penalty differentiates the real images' logits with respect to the images
             real_a, real_b = real_a.detach().requires_grad_(True), real_b.detach().requires_grad_(True)
-        real_pred_a, fake_pred_a, real_pred_b, fake_pred_b = self.d_pair(
-            real_a, real_b, fake_a.detach(), fake_b.detach())
+        out = self.d_pair(real_a, real_b, fake_a.detach(), fake_b.detach(), self.d_recon > 0)
+        real_pred_a, fake_pred_a, real_pred_b, fake_pred_b = out[:4]
         terms = {
             "d_a": losses.discriminator_loss(real_pred_a, fake_pred_a, c.gan_mode),
             "d_b": losses.discriminator_loss(real_pred_b, fake_pred_b, c.gan_mode),
         }
+        if self.d_recon > 0:  # FastGAN: the discriminators' features must rebuild the real images they judge
+            rec_a, seen_a, rec_b, seen_b = out[4]
+            terms["recon_a"] = self.d_recon * F.l1_loss(rec_a.float(), seen_a.float())
+            terms["recon_b"] = self.d_recon * F.l1_loss(rec_b.float(), seen_b.float())
         if r1:
             w = c.r1_gamma / 2 * c.r1_every
             terms["r1_a"] = w * losses.r1_penalty(real_pred_a, real_a)

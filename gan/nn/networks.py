@@ -129,7 +129,7 @@ class ResnetGenerator(nn.Module):
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
                  norm: str = "instance", dropout: bool = False, upsample: str = "transpose", skip: str = "none",
-                 antialias: bool = False):
+                 antialias: bool = False, skip_fade: bool = False):
         super().__init__()
         # As in the reference: batch norm has its own shift, so convs before it need no bias.
         use_bias = norm != "batch"
@@ -170,6 +170,9 @@ class ResnetGenerator(nn.Module):
         self.model = nn.Sequential(*layers)
         self.has_skip = skip != "none"
         self.skip = ColorPath(in_channels, out_channels) if skip == "color" else nn.Identity()
+        # The skip path's weight, 1 unless it fades (model.generator.skip_fade: set by the training step, kept in
+        # the weights then, so inference runs the faded generator)
+        self.register_buffer("skip_scale", torch.ones(()), persistent=skip_fade)
         self.start_as_identity()
 
     def start_as_identity(self) -> None:
@@ -196,11 +199,15 @@ class ResnetGenerator(nn.Module):
                 break
         return feats
 
+    def skip_path(self, x: torch.Tensor) -> torch.Tensor:
+        """What the skip path adds: C(x) (or x), times its fading weight."""
+        return self.skip(x) * self.skip_scale.to(x.dtype)
+
     def core(self, x: torch.Tensor) -> torch.Tensor:
         """The network on an input whose H and W are multiples of 4 (what ONNX exports)."""
         y = self.model(x)
         if self.has_skip:
-            y = y + self.skip(x)
+            y = y + self.skip_path(x)
         return y
 
     pad_rule = (4, 8)  # forward pads H and W to a multiple of 4, at least 8 (the two stride-2 stages)
@@ -216,7 +223,7 @@ class ResnetGenerator(nn.Module):
         the skip path of the input, crop back."""
         ops = ops_of(self.model, norms)
         if self.has_skip:
-            ops.append(Op("input_add", self.skip))
+            ops.append(Op("input_add", self.skip_path))
         last = self.model[-1] if not isinstance(self.model[-1], nn.Tanh) else self.model[-2]
         return Program(ops, *self.pad_rule, last.out_channels)
 
@@ -278,12 +285,12 @@ class PatchDiscriminator(nn.Module):
     layer, one logit per overlapping patch. n_layers=3 gives the 70x70 receptive field."""
 
     def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance",
-                 spectral_norm: bool = False):
+                 spectral_norm: bool = False, recon: bool = False):
         super().__init__()
         use_bias = norm != "batch"
         sn = torch.nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
         layers: list[nn.Module] = [sn(nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1)), nn.LeakyReLU(0.2, True)]
-        mult = 1
+        mult, coarse = 1, (1, ndf)  # (index, channels) of the coarsest downsampled activation
         for n in range(1, n_layers + 1):
             prev, mult = mult, min(2**n, 8)
             stride = 2 if n < n_layers else 1
@@ -292,23 +299,54 @@ class PatchDiscriminator(nn.Module):
                 _norm(norm, ndf * mult),
                 nn.LeakyReLU(0.2, True),
             ]
+            if stride == 2:
+                coarse = (len(layers) - 1, ndf * mult)
         layers.append(sn(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1)))
         self.model = nn.Sequential(*layers)
         self.augment: tuple[str, ...] = ()  # DiffAugment policy, applied in training mode only
+        # FastGAN's self-supervised discriminator: a small decoder rebuilds the real image from the coarsest
+        # activation (1 / 2^n_layers of its size), so those features must describe the image, not only the logit
+        self.coarse = coarse[0]
+        self.decoder = _Decoder(coarse[1], in_channels, n_layers) if recon else None
 
-    def forward(self, x: torch.Tensor, features: bool = False):
+    def forward(self, x: torch.Tensor, features: bool = False, recon: bool = False):
         """Patch logits (N, 1, h, w); with `features`, (logits, [what each conv but the last computes, before its
-        norm]) in one pass: the statistics a norm removes are part of what feature matching compares."""
+        norm]) in one pass: the statistics a norm removes are part of what feature matching compares. With
+        `recon` (a net built with recon), (logits, the decoder's rebuild of what the net saw (after DiffAugment),
+        that image)."""
         if self.augment and self.training:
             x = diff_augment(x, self.augment)
-        if not features:
+        if not features and not recon:
             return self.model(x)
-        feats, last = [], len(self.model) - 1
+        seen, feats, rebuilt, last = x, [], None, len(self.model) - 1
         for i, layer in enumerate(self.model):
             x = layer(x)
-            if isinstance(layer, nn.Conv2d) and i != last:
+            if features and isinstance(layer, nn.Conv2d) and i != last:
                 feats.append(x)
-        return x, feats
+            if recon and i == self.coarse:
+                rebuilt = self.decoder(x, seen.shape[-2:])
+        return (x, feats) if features else (x, rebuilt, seen)
+
+
+class _Decoder(nn.Module):
+    """FastGAN's SimpleDecoder, in the discriminator's terms: `stages` x (nearest x2, conv 3x3, LeakyReLU), the
+    channels halving (at least 16), then conv 3x3 to the image's channels and tanh, resized to the image's size."""
+
+    def __init__(self, channels: int, out_channels: int, stages: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = channels
+        for _ in range(stages):
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, max(16, c // 2), 3, padding=1),
+                       nn.LeakyReLU(0.2, True)]
+            c = max(16, c // 2)
+        layers += [nn.Conv2d(c, out_channels, 3, padding=1), nn.Tanh()]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, size) -> torch.Tensor:
+        y = self.layers(x)
+        return y if tuple(y.shape[-2:]) == tuple(size) else F.interpolate(y, size=tuple(size), mode="bilinear",
+                                                                          align_corners=False)
 
 
 class MultiScaleDiscriminator(nn.Module):
@@ -319,26 +357,30 @@ class MultiScaleDiscriminator(nn.Module):
     its number of patches."""
 
     def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance",
-                 spectral_norm: bool = False, scales: int = 2):
+                 spectral_norm: bool = False, scales: int = 2, recon: bool = False):
         super().__init__()
-        self.nets = nn.ModuleList(PatchDiscriminator(in_channels, ndf, n_layers, norm, spectral_norm)
-                                  for _ in range(scales))
+        self.nets = nn.ModuleList(PatchDiscriminator(in_channels, ndf, n_layers, norm, spectral_norm, recon and k == 0)
+                                  for k in range(scales))  # (the finest scale rebuilds the image)
         self.augment: tuple[str, ...] = ()  # DiffAugment policy (once, before the scales), training mode only
 
-    def forward(self, x: torch.Tensor, features: bool = False):
-        """(N, P) logits of every scale; with `features`, (logits, every scale's features, finest first)."""
+    def forward(self, x: torch.Tensor, features: bool = False, recon: bool = False):
+        """(N, P) logits of every scale; with `features`, (logits, every scale's features, finest first); with
+        `recon`, (logits, the finest scale's rebuild, what it saw)."""
         if self.augment and self.training:
             x = diff_augment(x, self.augment)
-        out, feats = [], []
+        out, feats, rebuilt = [], [], None
         for k, net in enumerate(self.nets):  # (the scales' own nets never augment: this one did, once)
             if k:
                 x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
-            y = net(x, features)
+            y = net(x, features, recon and k == 0)
             if features:
                 y, f = y
                 feats += f
+            elif recon and k == 0:
+                y, rebuilt, seen = y
             out.append(y.flatten(1))
-        return (torch.cat(out, 1), feats) if features else torch.cat(out, 1)
+        logits = torch.cat(out, 1)
+        return (logits, feats) if features else ((logits, rebuilt, seen) if recon else logits)
 
 
 def init_weights(net: nn.Module, cfg: InitConfig) -> nn.Module:
@@ -367,7 +409,7 @@ def build_generator(cfg: ModelConfig, in_channels: int | None = None, out_channe
                     init: bool = True) -> ResnetGenerator:
     g: GeneratorConfig = cfg.generator
     net = ResnetGenerator(in_channels or cfg.in_channels, out_channels or cfg.out_channels, g.ngf, g.n_blocks,
-                          g.norm, g.dropout, g.upsample, g.skip, g.antialias)
+                          g.norm, g.dropout, g.upsample, g.skip, g.antialias, g.skip_fade > 0)
     if init:
         init_weights(net, cfg.init)
         net.start_as_identity()  # the init above overwrote the skip path's identity start
@@ -386,9 +428,9 @@ def inference_generator(cfg: ModelConfig, name: str, names: tuple[str, ...] = ("
 def build_discriminator(cfg: ModelConfig, in_channels: int, init: bool = True) -> nn.Module:
     d: DiscriminatorConfig = cfg.discriminator
     if d.scales > 1:
-        net = MultiScaleDiscriminator(in_channels, d.ndf, d.n_layers, d.norm, d.spectral_norm, d.scales)
+        net = MultiScaleDiscriminator(in_channels, d.ndf, d.n_layers, d.norm, d.spectral_norm, d.scales, d.recon > 0)
     else:
-        net = PatchDiscriminator(in_channels, d.ndf, d.n_layers, d.norm, d.spectral_norm)
+        net = PatchDiscriminator(in_channels, d.ndf, d.n_layers, d.norm, d.spectral_norm, d.recon > 0)
     net.augment = tuple(d.augment)
     return init_weights(net, cfg.init) if init else net
 
@@ -448,3 +490,11 @@ def load_reference_generator(sd: dict) -> tuple[ResnetGenerator, GeneratorConfig
         raise GanError(f"reference generator does not match the inferred architecture (ngf {gcfg.ngf}, "
                        f"{gcfg.n_blocks} blocks): missing {missing[:4]}, unexpected {unexpected[:4]}")
     return net, gcfg
+
+
+def fade_skips(nets, step: int, steps: int) -> None:
+    """model.generator.skip_fade: the skip paths of `nets` weigh 1 - step / steps (0 from then on): a generator
+    that starts as the identity map and ends as a plain one, whose branch carries the whole image."""
+    if steps > 0:
+        for net in nets:
+            net.skip_scale.fill_(max(0.0, 1.0 - step / steps))
