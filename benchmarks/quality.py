@@ -238,14 +238,25 @@ def apply_map(img: np.ndarray, kind: str) -> np.ndarray:
     return np.clip(np.rint(y * 255), 0, 255).astype(np.uint8)
 
 
-def photo_crops(seed: int = 0):
-    """crops(n, size): the benchmark's photos, n random crops resized to size x size, drawn in order from one
-    generator seeded by `seed` (every script that builds the maps' data draws the same crops)."""
+PHOTOS = ("astronaut", "coffee", "rocket", "motorcycle_left", "chelsea")
+# --paintings other: the paintings are T of photos of other things (and the training photos lose chelsea to them),
+# as a painter's subjects differ from a user's photos: a recipe that copies content statistics instead of
+# learning T fails here
+OTHER_PHOTOS = ("chelsea", "motorcycle_right", "hubble", "ihc", "retina")
+
+
+def photo_crops(seed: int = 0, names: tuple[str, ...] = PHOTOS):
+    """crops(n, size): the benchmark's photos (`names`), n random crops resized to size x size, drawn in order
+    from one generator seeded by `seed` (every script that builds the maps' data draws the same crops)."""
     from gan.data.sample import _crop, _photos
 
     photos = _photos()
+    if any(n not in photos for n in names):
+        from skimage import data
+
+        photos.update(hubble=data.hubble_deep_field(), retina=data.retina())
     rng = np.random.default_rng(seed)
-    src = [photos[k] for k in ("astronaut", "coffee", "rocket", "motorcycle_left", "chelsea")]
+    src = [photos[k] for k in names]
 
     def crops(n: int, size: int) -> list[np.ndarray]:
         return [cv_resize(_crop(src[i % len(src)], rng), size) for i in range(n)]
@@ -253,13 +264,18 @@ def photo_crops(seed: int = 0):
     return crops
 
 
-def build_data(root: Path, kind: str, n_train: int, n_test: int, crop: int, seed: int = 0) -> list[np.ndarray]:
-    """trainA, trainB (mapped), testA (+ returns the held-out photos)."""
+def build_data(root: Path, kind: str, n_train: int, n_test: int, crop: int, seed: int = 0,
+               paintings: str = "same", n_paintings: int = 0) -> list[np.ndarray]:
+    """trainA, trainB (mapped), testA (+ returns the held-out photos). `paintings`: "same" (trainB is T of other
+    crops of the same photos) or "other" (T of photos of other things: OTHER_PHOTOS); `n_paintings` (0: n_train)
+    keeps only the first that many of trainB (the photos and held-out crops stay the same)."""
     from PIL import Image
 
-    crops = photo_crops(seed)
+    crops = photo_crops(seed, PHOTOS if paintings == "same" else tuple(n for n in PHOTOS if n not in OTHER_PHOTOS))
     train_a = crops(n_train, crop)
-    for folder, imgs in (("trainA", train_a), ("trainB", [apply_map(c, kind) for c in crops(n_train, crop)])):
+    painted = crops if paintings == "same" else photo_crops(seed + 1, OTHER_PHOTOS)
+    train_b = [apply_map(c, kind) for c in painted(n_train, crop)][: n_paintings or n_train]
+    for folder, imgs in (("trainA", train_a), ("trainB", train_b)):
         (root / folder).mkdir(parents=True, exist_ok=True)
         for i, img in enumerate(imgs):
             Image.fromarray(img).save(root / folder / f"{i:03d}.png")
@@ -402,7 +418,8 @@ def run_recipe(name: str, data: Path, work: Path, test: list[np.ndarray], kind: 
     targets = [apply_map(img, kind) for img in test]
     result = {
         "benchmark": "quality", "map": kind, "recipe": name, "steps": steps, "size": args.size,
-        "ngf": args.ngf, "blocks": args.blocks, "seed": args.seed, **scores(test, targets, outs),
+        "ngf": args.ngf, "blocks": args.blocks, "seed": args.seed, "paintings": args.paintings,
+        "painting_images": args.painting_images or args.train_images, **scores(test, targets, outs),
         "ema": "EMA" in info.description, "train_seconds": round(seconds, 1),
     }
     result["psnr_vs_identity"] = round(result["psnr"] - result["identity_psnr"], 3)
@@ -552,6 +569,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-images", type=int, default=64)
     p.add_argument("--test-images", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--paintings", default="same", choices=["same", "other"],
+                   help="same: the paintings are T of other crops of the training photos; other: T of photos of "
+                        "other things (a painter's subjects are not the user's)")
+    p.add_argument("--painting-images", type=int, default=0,
+                   help="paintings in trainB (default: --train-images): few paintings, as people bring 10-30")
     p.add_argument("--out", default=str(ROOT / "results" / "quality"), help="folder for the sample sheets")
     args = p.parse_args(argv)
 
@@ -574,7 +596,8 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"recipe {name!r}: {e}{hint}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        test = build_data(tmp / "data", args.map, args.train_images, args.test_images, args.crop, args.seed)
+        test = build_data(tmp / "data", args.map, args.train_images, args.test_images, args.crop, args.seed,
+                          args.paintings, args.painting_images)
         results = []
         for name in recipes:
             results.append(run_recipe(name, tmp / "data", tmp / "runs", test, args.map, args))
