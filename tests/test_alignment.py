@@ -48,7 +48,8 @@ def test_the_probe_logs_each_term_and_leaves_training_as_it_was(tiny_overrides, 
 
     photos = torch.rand(2, 3, 24, 24) * 2 - 1
     probe = AlignmentProbe(photos, photos.flip(-1), torch.rand(2, 3, 24, 24) * 2 - 1)
-    over = tiny_overrides + ["train.max_steps=4", "model.discriminator.augment=[translation]", "loss.lambda_fm=1"]
+    over = tiny_overrides + ["train.max_steps=4", "model.discriminator.augment=[translation]", "loss.lambda_fm=1",
+                             "loss.fm=swd", "loss.lambda_patch=1", "loss.patch_images=1"]
     runs = {}
     for name, probes in (("with", (probe,)), ("without", ())):
         cfg = load_config(None, over + [f"name={name}"])
@@ -59,7 +60,8 @@ def test_the_probe_logs_each_term_and_leaves_training_as_it_was(tiny_overrides, 
     rows = [json.loads(x) for x in (tmp_path / "runs" / "with" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4]
     for row in rows:
-        assert {"align_cos_adv_ab", "align_cos_cycle_a", "align_cos_fm_ab", "align_cos_total", "align_right"} <= set(row)
+        assert {"align_cos_adv_ab", "align_cos_cycle_a", "align_cos_fm_ab", "align_cos_patch_ab", "align_cos_total",
+                "align_right"} <= set(row)
         assert all(-1 <= row[k] <= 1 for k in row if k.startswith("align_cos"))
     without = json.loads((tmp_path / "runs" / "without" / "metrics.jsonl").read_text().splitlines()[-1])
     assert not any(k.startswith("align_") for k in without)

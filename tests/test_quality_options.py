@@ -257,7 +257,8 @@ def shifted_mask(h: int, w: int, dy: int, dx: int) -> torch.Tensor:
     ("cut", "loss.lambda_fm=2+loss.fm=swd"),
     ("cyclegan", "loss.r1_gamma=5+loss.r1_every=2"), ("cut", "loss.r1_gamma=5+loss.r1_every=1"),
     ("cyclegan", "model.discriminator.batch=3+model.discriminator.augment=[translation]"),
-    ("cyclegan", "loss.lambda_patch=5+loss.patch_images=2+loss.patch_size=6+loss.patch_stride=3"),
+    ("cyclegan", "loss.lambda_patch=5+loss.patch=nearest+loss.patch_images=2+loss.patch_size=6+loss.patch_stride=3"),
+    ("cyclegan", "loss.lambda_patch=5+loss.patch_images=2+loss.patch_scales=2"),
     ("cyclegan", "model.discriminator.recon=1+model.discriminator.augment=[translation]"),
     ("cut", "model.discriminator.recon=1+model.discriminator.scales=2"),
     ("cyclegan", "model.generator.skip=color+model.generator.skip_fade=3+model.cyclegan.lambda_identity=0"),
@@ -272,7 +273,7 @@ def test_discriminator_levers_train_resume_bitwise_translate_band_and_export(tin
     over += CUT_TINY if kind == "cut" else []
     straight, second = straight_and_resumed(over, tmp_path, stop_at=2)
     a, b = weights(straight), weights(second)
-    assert any(k.startswith("d_b.nets.1.") for k in a) == ("scales" in lever)
+    assert any(k.startswith("d_b.nets.1.") for k in a) == ("discriminator.scales" in lever)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     rows = [json.loads(x) for x in (straight.run_dir / "metrics.jsonl").read_text().splitlines()]
     logged = set().union(*rows)
@@ -578,3 +579,22 @@ def test_a_fading_skip_path_weighs_one_minus_the_steps_done_and_ends_as_a_plain_
         assert float(net.skip_scale) == 0 and torch.equal(net(x), net.model(x))
     with pytest.raises(ConfigError, match="model.generator.skip_fade: invalid value 4; expected 0 with"):
         load_config(None, ["model.generator.skip_fade=4"])
+
+
+def test_sliced_patch_loss_matches_patch_distributions_not_places():
+    """SWD of pixel patches: 0 for the same image, also shifted (a distribution, not places); a flat output
+    against a textured real image costs more than a textured one; its gradient flattens texture toward a flat
+    real image."""
+    from gan.nn import losses
+
+    g = torch.Generator().manual_seed(0)
+    real = torch.rand(1, 3, 32, 32, generator=g) * 2 - 1
+    rng = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    assert losses.sliced_patch_loss(real, real, 4, 4, 1, rng()).item() == pytest.approx(0, abs=1e-10)
+    shifted = torch.roll(real, (8, 8), (2, 3))  # the same patches elsewhere (stride 4 keeps the grid)
+    assert losses.sliced_patch_loss(shifted, real, 4, 4, 1, rng()).item() == pytest.approx(0, abs=1e-10)
+    flat = torch.zeros(1, 3, 32, 32)
+    assert losses.sliced_patch_loss(flat, real, 4, 4, 2, rng()) > losses.sliced_patch_loss(real * 0.9, real, 4, 4, 2, rng())
+    texture = (torch.rand(1, 3, 32, 32, generator=g) * 0.4 - 0.2).requires_grad_(True)
+    losses.sliced_patch_loss(texture, torch.zeros(1, 3, 32, 32), 4, 2, 1, rng()).backward()
+    assert ((texture - 0.01 * texture.grad).abs().mean() < texture.abs().mean())  # a step makes it flatter

@@ -141,13 +141,16 @@ class LossConfig:
     # StyleGAN2, which then weighs it by r1_every); 0 = off
     r1_gamma: float = 0.0
     r1_every: int = 16
-    # Nearest-patch matching (gan.nn.losses.nearest_patch_loss): every patch_size px patch of the output, every
-    # patch_stride px, pulled toward its nearest patch among patch_images real images of the target domain (the
-    # batch's own and more from the loader); 0 = off
+    # Patch matching in pixels against patch_images real images of the target domain (the batch's own and more
+    # from the loader): the output's patch_size px patches, every patch_stride px, made alike to theirs, by
+    # `patch`: swd (their distributions, sliced Wasserstein, at patch_scales scales: gan.nn.losses.
+    # sliced_patch_loss) or nearest (each pulled toward its nearest real patch: nearest_patch_loss); 0 = off
     lambda_patch: float = 0.0
+    patch: Literal["swd", "nearest"] = "swd"
     patch_size: int = 8
     patch_stride: int = 4
     patch_images: int = 4
+    patch_scales: int = 1
     # The D:G step ratio: generator and discriminator updates per training step, each on the step's batch
     g_steps: int = 1
     d_steps: int = 1
@@ -595,6 +598,9 @@ def validate(cfg: Config, kinds: dict) -> None:
     _require(1 <= lo.patch_stride <= lo.patch_size, "loss.patch_stride", lo.patch_stride,
              f"an integer from 1 to loss.patch_size ({lo.patch_size})")
     _require(1 <= lo.patch_images <= 64, "loss.patch_images", lo.patch_images, "an integer from 1 to 64")
+    _require(1 <= lo.patch_scales <= 4 and lo.patch_size * 2 ** (lo.patch_scales - 1) <= cfg.data.crop_size,
+             "loss.patch_scales", lo.patch_scales,
+             f"an integer from 1 to 4 whose coarsest scale still holds a patch ({lo.patch_size} px at 1/2^(k-1))")
     for key in ("g_steps", "d_steps"):
         _require(1 <= getattr(lo, key) <= 16, f"loss.{key}", getattr(lo, key), "an integer from 1 to 16")
     if not kinds[m.kind].adversarial:

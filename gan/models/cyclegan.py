@@ -281,8 +281,11 @@ class CycleGAN(TrainModel):
         terms[f"cycle_{src}"] = o.lambda_cycle * losses.cycle_loss(rec, real, o.cycle_lowpass)
         if c.lambda_patch > 0:
             bank = others[: c.patch_images * len(fake)]
-            terms[f"patch_{side}"] = c.lambda_patch * losses.nearest_patch_loss(fake, bank, c.patch_size,
-                                                                                 c.patch_stride)
+            if c.patch == "swd":
+                patch = losses.sliced_patch_loss(fake, bank, c.patch_size, c.patch_stride, c.patch_scales, self.fm_rng)
+            else:
+                patch = losses.nearest_patch_loss(fake, bank, c.patch_size, c.patch_stride)
+            terms[f"patch_{side}"] = c.lambda_patch * patch
         if c.lambda_content > 0 or c.lambda_style > 0:
             vgg = vgg if vgg is not None else self._vgg_memo()
             feat_fake = self.vgg(fake)
@@ -313,7 +316,11 @@ class CycleGAN(TrainModel):
                      ) -> dict[str, torch.Tensor]:
         """The generator terms that depend on g_ab's output, as the generator update computes them, for an output
         `fake_b` of `real_a` (paintings `real_b` for the terms that compare with real ones)."""
-        return self.side_terms("ab", real_a, fake_b, self.g_ba(fake_b), real_b)
+        state = self.fm_rng.get_state()  # (its draws here must not shift training's)
+        try:
+            return self.side_terms("ab", real_a, fake_b, self.g_ba(fake_b), real_b)
+        finally:
+            self.fm_rng.set_state(state)
 
     def discriminator_loss(self, real_a: torch.Tensor, real_b: torch.Tensor, fake_a: torch.Tensor,
                            fake_b: torch.Tensor, step: int = 1) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
