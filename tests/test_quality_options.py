@@ -598,3 +598,28 @@ def test_sliced_patch_loss_matches_patch_distributions_not_places():
     texture = (torch.rand(1, 3, 32, 32, generator=g) * 0.4 - 0.2).requires_grad_(True)
     losses.sliced_patch_loss(texture, torch.zeros(1, 3, 32, 32), 4, 2, 1, rng()).backward()
     assert ((texture - 0.01 * texture.grad).abs().mean() < texture.abs().mean())  # a step makes it flatter
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_reflect_padding_sees_no_dark_border_above_and_left_and_keeps_weights_bands_and_exports(tmp_path):
+    """model.generator.padding=reflect: the downsampling convs read the image beyond its top and left edges, not
+    zeros (the streaks along the top of the demo's outputs came from that zero row); same weights as zeros, so
+    a zeros checkpoint loads; bands and exports reproduce the net."""
+    torch.manual_seed(0)
+    zeros = ResnetGenerator(3, 3, ngf=4, n_blocks=1, upsample="resize_conv", skip="color")
+    reflect = ResnetGenerator(3, 3, ngf=4, n_blocks=1, upsample="resize_conv", skip="color", padding="reflect")
+    reflect.load_state_dict(zeros.state_dict())  # the same keys and shapes
+    down = zeros.model[4]
+    x = torch.ones(1, 4, 8, 8)  # a flat image: the first stride-2 conv's top row differs only by the padding
+    with torch.no_grad():
+        z, r = down(x), reflect.model[4](x)
+        assert not torch.allclose(z[:, :, 0], z[:, :, 2]) and torch.allclose(r[:, :, 0], r[:, :, 2], atol=1e-6)
+        assert torch.allclose(z[:, :, -1], z[:, :, 2])  # the bottom edge reads no padding at all
+        reflect.model[-1].weight.normal_(0, 0.05)
+        big = torch.rand(1, 3, 90, 70) * 2 - 1
+        full = reflect.eval()(big)
+    assert (translate_large(reflect, big, BandOptions(tile=24, store_dtype=torch.float32)) - full).abs().max() < 1e-4
+    assert export(reflect, "onnx", tmp_path / "r.onnx") < 1e-3 and export(reflect, "torchscript", tmp_path / "r.pt") < 1e-3
+    assert load_config(None, ["model.generator.padding=reflect"]).model.generator.padding == "reflect"
+    with pytest.raises(ConfigError, match="model.generator.padding: invalid value 'circular'"):
+        load_config(None, ["model.generator.padding=circular"])

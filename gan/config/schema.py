@@ -75,6 +75,9 @@ class GeneratorConfig:
     # The skip path fades out over this many steps (weight 1 - step / skip_fade, then 0): starts as the identity,
     # ends as a plain generator whose branch carries the whole image; 0 = it stays
     skip_fade: int = 0
+    # What the stride-2 downsampling convs read beyond the image's top and left edges: zeros (the reference) or
+    # reflect (the image itself: no dark border for the network to draw streaks from; the same weights)
+    padding: Literal["zeros", "reflect"] = "zeros"
 
 
 @dataclass(frozen=True)

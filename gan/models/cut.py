@@ -296,6 +296,6 @@ def _encoder_end(m: ModelConfig) -> int:
     g = m.generator
     with torch.device("meta"):
         layers = ResnetGenerator(m.in_channels, m.out_channels, g.ngf, g.n_blocks, g.norm, g.dropout, g.upsample,
-                                 g.skip, g.antialias).model
+                                 g.skip, g.antialias, padding=g.padding).model
     blocks = [i for i, layer in enumerate(layers) if isinstance(layer, ResnetBlock)]
     return blocks[-1] if blocks else (11 if g.antialias else 9)

@@ -129,7 +129,7 @@ class ResnetGenerator(nn.Module):
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
                  norm: str = "instance", dropout: bool = False, upsample: str = "transpose", skip: str = "none",
-                 antialias: bool = False, skip_fade: bool = False):
+                 antialias: bool = False, skip_fade: bool = False, padding: str = "zeros"):
         super().__init__()
         # As in the reference: batch norm has its own shift, so convs before it need no bias.
         use_bias = norm != "batch"
@@ -142,8 +142,11 @@ class ResnetGenerator(nn.Module):
                 layers += [nn.Conv2d(c, c * 2, 3, padding=1, bias=use_bias), _norm(norm, c * 2), nn.ReLU(True),
                            BlurPool2d(c * 2)]
             else:
-                layers += [nn.Conv2d(c, c * 2, 3, stride=2, padding=1, bias=use_bias), _norm(norm, c * 2),
-                           nn.ReLU(True)]
+                # A 3x3 stride-2 conv pads only the top and left rows it reads (rows -1, 1, ... of an even height):
+                # with zeros the network sees a dark line above and left of every image and draws streaks along
+                # those edges; `padding="reflect"` (same weights) sees the image there instead
+                layers += [nn.Conv2d(c, c * 2, 3, stride=2, padding=1, bias=use_bias, padding_mode=padding),
+                           _norm(norm, c * 2), nn.ReLU(True)]
         for _ in range(n_blocks):
             layers.append(ResnetBlock(ngf * 4, norm, dropout, use_bias))
         for i in range(2):  # upsampling
@@ -409,7 +412,7 @@ def build_generator(cfg: ModelConfig, in_channels: int | None = None, out_channe
                     init: bool = True) -> ResnetGenerator:
     g: GeneratorConfig = cfg.generator
     net = ResnetGenerator(in_channels or cfg.in_channels, out_channels or cfg.out_channels, g.ngf, g.n_blocks,
-                          g.norm, g.dropout, g.upsample, g.skip, g.antialias, g.skip_fade > 0)
+                          g.norm, g.dropout, g.upsample, g.skip, g.antialias, g.skip_fade > 0, g.padding)
     if init:
         init_weights(net, cfg.init)
         net.start_as_identity()  # the init above overwrote the skip path's identity start
