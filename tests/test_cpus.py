@@ -87,7 +87,7 @@ def test_training_uses_the_configured_threads_and_says_so(tiny_overrides, keep_t
     with caplog.at_level(logging.INFO, logger="gan"):
         train(load_config(None, tiny_overrides + ["train.threads=1", "train.max_steps=1"]))
     assert torch.get_num_threads() == 1
-    assert "(fp32, 1 CPU threads)" in caplog.text
+    assert "(fp32, 1 CPU thread)" in caplog.text
 
 
 def test_data_loader_workers_never_exceed_the_cores(tiny_overrides, monkeypatch, caplog):

@@ -114,6 +114,8 @@ def test_fastcut_flips_and_weights_nce_by_ten(tiny_overrides, monkeypatch):
     monkeypatch.setattr(type(model.g_call), "nce", spy)
 
     class Ctx:
+        step = 0
+
         def autocast(self):
             return torch.autocast("cpu", enabled=False)
 

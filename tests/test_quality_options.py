@@ -229,6 +229,8 @@ def test_diff_augment_policies():
     assert torch.equal(c[c != 0], x[c != 0])
     k = diff_augment(x, ("color",))
     assert k.shape == x.shape and not torch.allclose(k, x)
+    noisy = diff_augment(x, ("noise",)) - x  # instance noise: N(0, 0.1^2) on every pixel
+    assert abs(float(noisy.std()) - 0.1) < 0.01 and abs(float(noisy.mean())) < 0.01
     x.requires_grad_(True)  # differentiable: the generators learn through it
     diff_augment(x, ("translation", "cutout", "color")).sum().backward()
     assert x.grad.abs().sum() > 0

@@ -26,7 +26,7 @@ from gan import ConfigError
 
 Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
 Norm = Literal["instance", "batch", "none"]
-AUGMENTS = ("translation", "cutout", "color")  # model.discriminator.augment (gan.nn.networks.diff_augment)
+AUGMENTS = ("translation", "cutout", "color", "noise")  # model.discriminator.augment (gan.nn.networks.diff_augment)
 Metric = Literal["fid", "kid", "mifid", "edge_ssim"]
 
 VGG_LAYERS = (

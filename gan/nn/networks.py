@@ -252,6 +252,8 @@ def diff_augment(x: torch.Tensor, policy: tuple[str, ...]) -> torch.Tensor:
         cutout       a zeroed square of half the size at a random place
         color        brightness +-0.5, saturation x[0, 2], contrast x[0.5, 1.5] (hides colour from the judge:
                      not for looks that are mostly colour)
+        noise        Gaussian noise of standard deviation 0.1 on every pixel (instance noise, Sonderby et al. 2016:
+                     a judge of noisy images is a smoothed one, whose gradient varies slowly)
     """
     n, _, h, w = x.shape
     dev = x.device
@@ -270,6 +272,8 @@ def diff_augment(x: torch.Tensor, policy: tuple[str, ...]) -> torch.Tensor:
             cols = (torch.arange(w, device=dev)[None] + w // 8 - dx[:, None])  # (n, w)
             idx = torch.arange(n, device=dev)[:, None, None]
             x = padded.permute(0, 2, 3, 1)[idx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+        elif name == "noise":
+            x = x + 0.1 * torch.randn(x.shape, device=dev, dtype=x.dtype)
         elif name == "cutout":
             ch, cw = h // 2, w // 2
             top = torch.randint(0, h - ch + 1, (n, 1, 1), device=dev)
