@@ -234,3 +234,27 @@ def test_train_py_names_the_channel_rule_for_the_issues_cut_commands(tmp_path):
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert "model kind cut translates between images of the same channels" in r.stderr
         assert "lambda_identity" not in r.stderr and not any(tmp_path.iterdir())
+
+
+def test_the_configuration_reference_documents_every_key():
+    """docs/configuration.md has a row for every key of every section, the kinds' own sections included (a key
+    added without its documentation fails here)."""
+    import dataclasses
+
+    from gan.config.schema import all_keys
+    from gan.models import KINDS
+
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    documented = set()
+    for row in rows:
+        first = row.split("|")[1]
+        names = [n.strip().strip("`") for n in first.split(",")]
+        section = names[0].rsplit(".", 1)[0] if "." in names[0] else ""
+        documented |= {names[0]} | {f"{section}.{n}" if section and "." not in n else n for n in names[1:]}
+    keys = [k for k in all_keys() if not any(k2.startswith(k + ".") for k2 in all_keys())]  # leaves
+    for kind, cls in KINDS.items():
+        if cls.Section is not None:
+            keys += [f"model.{kind}.{f.name}" for f in dataclasses.fields(cls.Section)]
+    missing = [k for k in keys if k not in documented and not any(k.startswith(d + ".") for d in documented)]
+    assert not missing, missing
