@@ -625,3 +625,21 @@ def test_reflect_padding_sees_no_dark_border_above_and_left_and_keeps_weights_ba
     assert load_config(None, ["model.generator.padding=reflect"]).model.generator.padding == "reflect"
     with pytest.raises(ConfigError, match="model.generator.padding: invalid value 'circular'"):
         load_config(None, ["model.generator.padding=circular"])
+
+
+def test_quality_report_tables_the_share_of_the_way_to_the_paired_bound(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("quality_report", ROOT / "benchmarks" / "quality_report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    base = {"benchmark": "quality", "map": "oil", "steps": 2000, "size": 64, "ngf": 16, "blocks": 4,
+            "identity_psnr": 18.0, "identity_ssim": 0.6, "checkerboard": 0.3, "train_seconds": 100}
+    lines = [{**base, "recipe": "paired", "psnr": 22.0, "ssim": 0.8},
+             {**base, "recipe": "recommended", "psnr": 19.0, "ssim": 0.65, "alignment": {"cos_total": -0.01},
+              "terms": {"d_b": 0.2}}, {"benchmark": "quality_share"}]
+    path = tmp_path / "oil.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
+    text = report.table(report.rows_of(path))
+    assert "| recommended | 19.00 | 0.650 | 0.25 / 0.25 | 0.30 | -0.010 | 0.200 | 100 s |" in text
+    assert "| doing nothing | 18.00 | 0.600 | 0 / 0 |" in text
