@@ -34,3 +34,21 @@ def write_images(folder: Path, n: int, size=(40, 48), seed: int = 0, prefix: str
         img.save(p)
         paths.append(p)
     return paths
+
+
+class LocalServer:
+    """An HTTP server on 127.0.0.1 (a free port) in a daemon thread, answering with `handler` (a
+    BaseHTTPRequestHandler class): what the network tests talk to instead of the internet."""
+
+    def __init__(self, handler):
+        import threading
+        from http.server import ThreadingHTTPServer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -19,9 +19,8 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ import pytest
 import torch
 
 from gan.nn.networks import ResnetGenerator
-from tests.helpers import HANG_GUARD, TINY, write_images
+from tests.helpers import LocalServer, HANG_GUARD, TINY, write_images
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -414,14 +413,11 @@ class FakeHub:
                 else:
                     self._reply({"error": "not imitated"}, 404)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.local = LocalServer(Handler)
+        self.url = self.local.url
 
     def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.local.stop()
 
     def only(self, suffix: str) -> dict:
         found = [r for r in self.requests if r["path"].endswith(suffix) or f"/{suffix}/" in r["path"]]

@@ -2,13 +2,13 @@
 answer of the server; against servers on 127.0.0.1, a closed port and a name that does not resolve."""
 
 import socket
-import threading
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from gan import GanError
+from tests.helpers import LocalServer
 from gan.network import CREDENTIALS, NO_NETWORK, NOT_FOUND, SERVER, network_problem, problem
 
 
@@ -27,10 +27,9 @@ def server():
         def log_message(self, *args):
             pass
 
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
+    local = LocalServer(Handler)
+    yield local.url
+    local.stop()
 
 
 def closed_port() -> int:

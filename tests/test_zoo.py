@@ -6,8 +6,7 @@ import io
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import torch
 from gan import GanError
 from gan.hub import zoo
 from gan.nn.networks import ResnetGenerator
-from tests.helpers import HANG_GUARD, write_images
+from tests.helpers import LocalServer, HANG_GUARD, write_images
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,14 +66,11 @@ class Mirror:
                 if mirror.cut is not None:
                     self.close_connection = True
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.local = LocalServer(Handler)
+        self.url = self.local.url
 
     def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.local.stop()
 
 
 @pytest.fixture
