@@ -64,8 +64,7 @@ def main() -> None:
            "default_precision": default}
     with torch.no_grad():
         for precision in ("fp32", default):
-            amp = precision == "bf16"
-            ctx = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp)  # noqa: E731
+            ctx = Runtime.resolve("cpu", precision).autocast
             for name, net in nets.items():
                 def run(net=net):
                     with ctx():

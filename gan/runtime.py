@@ -97,6 +97,23 @@ class Runtime:
         dev = torch.device(device)
         return cls(dev, Precision("fp32", dev.type))
 
+    @classmethod
+    def of(cls, given: "Runtime | str | torch.device") -> "Runtime":
+        """A Runtime as given, or fp32 on a device given instead (library callers, tests)."""
+        return given if isinstance(given, Runtime) else cls.on(given)
+
+    @torch.no_grad()
+    def run(self, net, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(net(x), x) for a batch of uint8 or [-1, 1] images (N, C, H, W): moved to the device, as floats in
+        [-1, 1], in the policy's layout, under its autocast. The one place images enter a network: the engine's
+        batches and the trainer's evaluation."""
+        from gan.data.io import normalize_uint8
+
+        x = x.to(self.device, non_blocking=True)
+        x = (normalize_uint8(x) if x.dtype == torch.uint8 else x).contiguous(memory_format=self.memory_format)
+        with self.autocast():
+            return net(x), x
+
     def for_pixels(self) -> "Runtime":
         """Optimising an image's pixels (Adam on [-1, 1] values): fp16 loses too much there, so fp16 becomes
         fp32 (with a note); bf16 and fp32 stay."""
@@ -116,11 +133,15 @@ class Runtime:
     def autocast(self):
         return self.precision.autocast()
 
+    def applied_to(self, net) -> "Runtime":
+        """The policy `net` runs under: this one, or fp32 in its own layout for an export."""
+        return self.for_exported() if is_exported(net) else self
+
     def prepare(self, net) -> tuple[object, "Runtime"]:
         """(the network ready to run, the policy it runs under): a module is moved to the device (and, on CUDA,
         to the channels-last layout: in place, as Module.to does); an export runs as it is, in fp32."""
         if is_exported(net):
-            return (net.to(self.device) if isinstance(net, nn.Module) else net), self.for_exported()
+            return (net.to(self.device) if isinstance(net, nn.Module) else net), self.applied_to(net)
         if isinstance(net, nn.Module):
             net = net.to(self.device)
             if self.channels_last:

@@ -52,3 +52,14 @@ class LocalServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def in_bands(net, image, opts=None, **kw):
+    """net(image) computed by the band runner (gan.inference.tiling.BandPlan) in fp32 on the CPU; `kw`: the run's
+    progress, cache and out."""
+    import torch
+
+    from gan.inference.tiling import BandOptions, BandPlan
+    from gan.runtime import Precision
+
+    return BandPlan(net).run(image, opts or BandOptions(), Precision("fp32", "cpu"), torch.device("cpu"), **kw)

@@ -258,3 +258,18 @@ def test_the_configuration_reference_documents_every_key():
             keys += [f"model.{kind}.{f.name}" for f in dataclasses.fields(cls.Section)]
     missing = [k for k in keys if k not in documented and not any(k.startswith(d + ".") for d in documented)]
     assert not missing, missing
+
+
+@pytest.mark.parametrize("kind, key", [("cut", "loss.lambda_patch=1"), ("cut", "loss.g_steps=2"),
+                                       ("cut", "loss.d_steps=2"), ("style", "loss.lambda_fm=1"),
+                                       ("style", "loss.r1_gamma=1"), ("adain", "model.discriminator.recon=1"),
+                                       ("adain", "model.discriminator.batch=2")])
+def test_a_shared_feature_a_kind_does_not_read_is_refused_not_ignored(kind, key):
+    """Every kind declares the shared features it implements (`reads`); turning on another is an error naming the
+    key, never a run that silently trains without it."""
+    base = {"cut": ["--"], "style": ["loss.lambda_style=1"], "adain": ["loss.lambda_style=1"]}[kind]
+    over = [f"model.kind={kind}"] + [o for o in base if o != "--"] + [key]
+    with pytest.raises(ConfigError, match=f"{key.split('=')[0]}: invalid value .*; expected .*: model kind {kind} "
+                                          "does not read it"):
+        load_config(ROOT / "configs" / "cut.yaml" if kind == "cut" else None, over)
+    assert load_config(None, ["model.kind=cyclegan", key])  # CycleGAN reads them all

@@ -90,9 +90,9 @@ def test_gradio_and_pyav_load_only_where_needed():
 # its own layer or below. A new module must be given its place here.
 LAYERS = [
     ["gan", "gan.cpus", "gan.distributed", "gan.cli", "gan.network"],
-    ["gan.config.schema", "gan.runtime"],
+    ["gan.config.schema"],
     ["gan.data", "gan.data.io", "gan.nn", "gan.nn.bandprog"],
-    ["gan.nn.networks", "gan.nn.losses", "gan.data.datasets", "gan.data.sample"],
+    ["gan.nn.networks", "gan.nn.losses", "gan.data.datasets", "gan.data.sample", "gan.runtime"],
     ["gan.models", "gan.models.*"],
     ["gan.config"],  # loads configs: the shared sections and each kind's own
     # model files: the run folder's format and what reads every source (names fetched by gan.hub.sources)
@@ -107,7 +107,7 @@ LAYERS = [
     ["gan.inference.tiling", "gan.inference.load", "gan.inference.export", "gan.hub.publish", "gan.stylize.optimise"],
     ["gan.inference.engine"],
     ["gan.inference.video", "gan.inference.feedforward"],
-    ["gan.inference.translate", "gan.training.trainer", "gan.stylize.files"],
+    ["gan.inference.translate", "gan.training.trainer", "gan.inference.stylize_files"],
     ["gan.app", "gan.commands", "gan.commands.*", "gan.export", "gan.evaluate", "gan.zoo", "gan.hub.__main__"],
 ]
 

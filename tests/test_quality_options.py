@@ -18,8 +18,8 @@ from gan.config import ConfigError, load_config
 from gan.inference.export import export
 from gan.nn.networks import ResnetGenerator, build_generator
 from gan.training.trainer import Trainer, lr_factor, prepare_run_dir
-from gan.inference.tiling import BandOptions, translate_large
-from tests.helpers import HANG_GUARD, write_images
+from gan.inference.tiling import BandOptions
+from tests.helpers import HANG_GUARD, write_images, in_bands
 from tests.test_translate import run_test_py
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +92,7 @@ def test_skip_generators_export_and_tile(tmp_path, skip, fmt):
                                               mode="bicubic").clamp(-1, 1)
         full = tiny(big)
         assert (full - big).abs().mean() > 0.1
-    tiled = translate_large(tiny, big, BandOptions(tile=96, store_dtype=torch.float32))
+    tiled = in_bands(tiny, big, BandOptions(tile=96, store_dtype=torch.float32))
     assert (tiled - full).abs().max() < 1e-4
 
 
@@ -267,7 +267,6 @@ def shifted_mask(h: int, w: int, dy: int, dx: int) -> torch.Tensor:
     ("cyclegan", "loss.g_steps=2+loss.d_steps=3"),
 ])
 def test_discriminator_levers_train_resume_bitwise_translate_band_and_export(tiny_overrides, tmp_path, kind, lever):
-    from gan.inference.tiling import translate_large
     from tests.test_cut import CUT_TINY
     from tests.test_train import straight_and_resumed, weights
 
@@ -287,7 +286,7 @@ def test_discriminator_levers_train_resume_bitwise_translate_band_and_export(tin
     with torch.no_grad():
         full = net(x)
     assert full.shape == x.shape
-    assert (translate_large(net, x, BandOptions(tile=16, store_dtype=torch.float32)) - full).abs().max() < 1e-4
+    assert (in_bands(net, x, BandOptions(tile=16, store_dtype=torch.float32)) - full).abs().max() < 1e-4
     assert export(net, "torchscript", tmp_path / "g.pt") < 1e-3
 
 
@@ -525,8 +524,11 @@ def test_discriminator_batch_judges_more_real_and_history_images_per_update(tiny
     assert ("g", 2) in seen and 6 in seen and all(n in (2, 6) for n in seen if isinstance(n, int))
     with pytest.raises(ConfigError, match="model.discriminator.batch: invalid value 2; expected 1 with train.pool"):
         load_config(None, ["model.discriminator.batch=2", "train.pool_size=0"])
-    with pytest.raises(ConfigError, match="1 with model kind cut"):
+    with pytest.raises(ConfigError, match="model.discriminator.batch: invalid value 2; expected 1: model kind cut does "
+                                          "not read it"):
         load_config("configs/cut.yaml", ["model.discriminator.batch=2"])
+    with pytest.raises(ConfigError, match="expected a cropping preprocess"):
+        load_config(None, ["model.discriminator.batch=2", "data.preprocess=none"])
 
 
 def test_nearest_patch_loss_pulls_each_patch_to_its_nearest_real_one():
@@ -620,7 +622,7 @@ def test_reflect_padding_sees_no_dark_border_above_and_left_and_keeps_weights_ba
         reflect.model[-1].weight.normal_(0, 0.05)
         big = torch.rand(1, 3, 90, 70) * 2 - 1
         full = reflect.eval()(big)
-    assert (translate_large(reflect, big, BandOptions(tile=24, store_dtype=torch.float32)) - full).abs().max() < 1e-4
+    assert (in_bands(reflect, big, BandOptions(tile=24, store_dtype=torch.float32)) - full).abs().max() < 1e-4
     assert export(reflect, "onnx", tmp_path / "r.onnx") < 1e-3 and export(reflect, "torchscript", tmp_path / "r.pt") < 1e-3
     assert load_config(None, ["model.generator.padding=reflect"]).model.generator.padding == "reflect"
     with pytest.raises(ConfigError, match="model.generator.padding: invalid value 'circular'"):

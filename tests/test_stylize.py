@@ -15,7 +15,7 @@ from gan import GanError
 from gan.nn import losses
 from gan.stylize.colour import match_color, rgb_to_yiq
 from gan.runtime import Runtime
-from gan.stylize.files import stylize_files
+from gan.inference.stylize_files import stylize_files
 from gan.stylize.optimise import load_vgg, stylize
 from gan.stylize.options import StylizeOptions, normalised_weights, scale_sizes
 from tests.helpers import HANG_GUARD

@@ -9,10 +9,11 @@ from gan.nn import losses
 from gan.models.adain import ENCODER_LAYERS, AdaINNet, Decoder, adain, init_decoder
 from gan.nn.networks import ResnetGenerator, pad_to_multiple
 from gan.inference.normstats import NormStats, moments
-from gan.inference.tiling import BandOptions, BandPlan, Cache, translate_large, translate_tiles
+from gan.inference.tiling import BandOptions, BandPlan, Cache, translate_tiles
 from gan.inference.engine import Engine
 from gan.inference.tiling import why_not
 from gan.runtime import Precision
+from tests.helpers import in_bands
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -45,11 +46,11 @@ def test_bands_give_the_untiled_result(kw, tile):
     x = image()  # odd sizes: padded to a multiple of 4 and cropped back like the net's own forward
     with torch.no_grad():
         full = net(x.float() / 127.5 - 1)
-    out = translate_large(net, x, BandOptions(tile=tile, cache_mb=64, store_dtype=torch.float32))
+    out = in_bands(net, x, BandOptions(tile=tile, cache_mb=64, store_dtype=torch.float32))
     assert out.shape == full.shape
     assert (out - full).abs().max() < 1e-4
     # a float input is the same as its uint8 version
-    out_f = translate_large(net, x.float() / 127.5 - 1, BandOptions(tile=tile, store_dtype=torch.float32))
+    out_f = in_bands(net, x.float() / 127.5 - 1, BandOptions(tile=tile, store_dtype=torch.float32))
     assert (out_f - out).abs().max() < 1e-5
 
 
@@ -60,8 +61,8 @@ def test_reduced_precision_stores_and_per_tile_statistics():
         full = net(x.float() / 127.5 - 1)
         # what tiles normalised on their own give: two halves through the plain net, stitched
         stitched = torch.cat([net(x[..., :80, :].float() / 127.5 - 1), net(x[..., 80:, :].float() / 127.5 - 1)], 2)
-    fp16 = translate_large(net, x, BandOptions(tile=40, store_dtype=torch.float16))
-    bf16 = translate_large(net, x, BandOptions(tile=40, store_dtype=torch.bfloat16))
+    fp16 = in_bands(net, x, BandOptions(tile=40, store_dtype=torch.float16))
+    bf16 = in_bands(net, x, BandOptions(tile=40, store_dtype=torch.bfloat16))
     assert psnr(fp16, full) > 60 and psnr(bf16, full) > 45
     assert psnr(stitched, full) < 40
 
@@ -81,7 +82,7 @@ def test_adain_with_fixed_styles_runs_in_bands():
         t = 0.7 * (0.25 * adain(fc, fs[0]) + 0.75 * adain(fc, fs[1])) + 0.3 * fc
         want = net.decoder(t)[..., :150, :101]
         assert (full - want).abs().max() < 1e-4 * want.abs().max()
-    out = translate_large(st, x, BandOptions(tile=48, store_dtype=torch.float32))
+    out = in_bands(st, x, BandOptions(tile=48, store_dtype=torch.float32))
     assert (out - full).abs().max() < 1e-4 * full.abs().max()
     assert BandPlan(st).summary(150, 101, 48, Precision("fp32", "cpu"))[0] == 2  # the content statistics, then the output
 
@@ -93,20 +94,20 @@ def test_the_cache_respects_its_memory_bound(tmp_path):
         full = net(x.float() / 127.5 - 1)
     # Each stored quarter-resolution activation here is 32 x 24 x 16 values x 2 bytes = 24 KiB.
     on_disk = Cache(0, str(tmp_path))
-    out = translate_large(net, x, BandOptions(tile=24, store_dtype=torch.float16), cache=on_disk)
+    out = in_bands(net, x, BandOptions(tile=24, store_dtype=torch.float16), cache=on_disk)
     assert on_disk.peak_ram == 0 and on_disk.disk_stores > 0 and psnr(out, full) > 60
     assert list(tmp_path.iterdir()) == []  # the temporary folder is gone
     bounded = Cache(50_000, str(tmp_path))
-    translate_large(net, x, BandOptions(tile=24, store_dtype=torch.float16), cache=bounded)
+    in_bands(net, x, BandOptions(tile=24, store_dtype=torch.float16), cache=bounded)
     assert 0 < bounded.peak_ram <= 50_000 and bounded.disk_stores > 0
     roomy = Cache(2**30, str(tmp_path))
-    translate_large(net, x, BandOptions(tile=24, store_dtype=torch.float16), cache=roomy)
+    in_bands(net, x, BandOptions(tile=24, store_dtype=torch.float16), cache=roomy)
     assert roomy.disk_stores == 0 and bounded.peak_ram < roomy.peak_ram
 
 
 def test_progress_reaches_the_end_in_order():
     seen = []
-    translate_large(generator(), image(64, 64), BandOptions(tile=16), progress=lambda f, what: seen.append((f, what)))
+    in_bands(generator(), image(64, 64), BandOptions(tile=16), progress=lambda f, what: seen.append((f, what)))
     fractions = [f for f, _ in seen]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     assert seen[0][1].startswith("pass 1/") and "band 1/" in seen[0][1]

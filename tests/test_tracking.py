@@ -102,7 +102,7 @@ def test_wandb_failures_warn_once_and_training_goes_on(tiny_overrides, offline, 
         raise ConnectionError("no route to host")
 
     monkeypatch.setattr(wandb, "init", broken_init)
-    monkeypatch.setattr(Tracker, "_online_or_offline", staticmethod(lambda: "online"))  # the server answers
+    monkeypatch.setattr(Tracker, "_online_or_offline", staticmethod(lambda: ("online", "")))  # the server answers
     cfg = load_config(None, tiny_overrides + ["tracking.wandb.mode=online", "train.max_steps=4"])
     with caplog.at_level(logging.WARNING, logger="gan"):
         path = train(cfg)

@@ -29,8 +29,8 @@ def is_saved_folder(path: Path) -> bool:
     return Path(path).is_dir() and (Path(path) / CONFIG).is_file() and (Path(path) / WEIGHTS).is_file()
 
 
-def read(path: Path) -> tuple[dict, Callable[[str], dict]]:
-    """(config.json, state_of(net name) -> its state dict) of a saved folder; safetensors only, no pickle."""
+def read_config(path: Path) -> dict:
+    """A saved folder's config.json (its weights are not read), checked to be one this project wrote."""
     try:
         config = json.loads((path / CONFIG).read_text())
     except (OSError, ValueError) as e:
@@ -38,6 +38,12 @@ def read(path: Path) -> tuple[dict, Callable[[str], dict]]:
     if not isinstance(config, dict) or config.get("format") != FORMAT or not isinstance(config.get("kind"), str):
         raise GanError(f"{path}: its config.json is not one this project wrote (no \"format\": \"gan\" and kind); "
                        "a folder of another library cannot be loaded here")
+    return config
+
+
+def read(path: Path) -> tuple[dict, Callable[[str], dict]]:
+    """(config.json, state_of(net name) -> its state dict) of a saved folder; safetensors only, no pickle."""
+    config = read_config(path)
     try:
         from safetensors import SafetensorError
         from safetensors.torch import load_file

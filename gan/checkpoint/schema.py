@@ -243,3 +243,15 @@ def set_rng_state(state: dict) -> None:
     random.setstate((p["version"], tuple(int(x) for x in p["internal"].tolist()), p["gauss"]))
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def reference_generator(path: str | Path):
+    """(generator, its GeneratorConfig) of a reference CycleGAN generator file (junyanz/pytorch-CycleGAN-and-pix2pix
+    `latest_net_G*.pth`: a plain state dict; the architecture is read from its keys), or a GanError. What
+    gan.checkpoint.source opens such files with, and what the zoo checks a download with."""
+    from gan.nn.networks import load_reference_generator
+
+    obj = safe_load(path)
+    if not (isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values())):
+        raise GanError(f"{path}: not a state dict of tensors")
+    return load_reference_generator(obj)

@@ -54,7 +54,8 @@ class ModelFile:
     step: int | None
     model_cfg: object | None  # the ModelConfig (None: a reference file or an export)
     weights: str = "ema"  # which weights `state` gives: "ema" (the moving average when kept) or "raw"
-    record: dict = field(default_factory=dict)  # an export's record; a saved folder's config.json
+    record: dict = field(default_factory=dict)  # an export's record; a saved folder's config.json; a
+    # checkpoint's {config: the run's whole config, best: its best.pt record}
     raw: Callable[[str], dict] | None = None  # net name -> its trained weights
     ema: dict = field(default_factory=dict)  # net name -> its moving average, where the run kept one
     net: object | None = None  # what a reference file or an export is: a runnable network
@@ -198,7 +199,7 @@ def open_model(spec: str | Path, weights: str = "ema") -> ModelFile:
         from gan.config import ModelConfig
         from gan.nn.networks import load_reference_generator
 
-        net, gcfg = load_reference_generator(obj)
+        net, gcfg = load_reference_generator(obj)  # (the object already read: reference_generator(path) reads it)
         cin, cout = net.model[1].in_channels, net.model[-2].out_channels
         m = ModelConfig(in_channels=cin, out_channels=cout, generator=gcfg)
         return ModelFile("reference", path, "cyclegan", path.stem, None, m, weights, net=net)
@@ -207,8 +208,9 @@ def open_model(spec: str | Path, weights: str = "ema") -> ModelFile:
 
 
 def _checkpoint(obj: dict, path: Path, weights: str) -> ModelFile:
+    record = {"config": obj.get("config") or {}, "best": obj.get("best")}  # the run's config and best.pt record
     return ModelFile("checkpoint", path, require(obj, "kind", path, str), obj.get("config", {}).get("name", "?"),
-                     obj.get("step"), model_config(obj, path), weights, {},
+                     obj.get("step"), model_config(obj, path), weights, record,
                      lambda name: require(obj, f"nets.{name}", path, dict), obj.get("ema") or {})
 
 
@@ -217,7 +219,7 @@ def header(spec: str | Path) -> dict | None:
     tensors left in the file; None for any other model file (a reference file, an export)."""
     path = locate(spec)
     if folder.is_saved_folder(path):
-        config, _ = folder.read(path)
+        config = folder.read_config(path)
         return {"kind": config["kind"], "step": config.get("step"), "name": config.get("name")}
     path = resolve(path)
     if path.suffix.lower() == ".onnx" or is_torchscript(path):

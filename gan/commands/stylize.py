@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     def go() -> int:
         tune_allocator()
         from gan.runtime import Runtime
-        from gan.stylize.files import stylize_files
+        from gan.inference.stylize_files import stylize_files
         from gan.stylize.optimise import load_vgg
         from gan.stylize.options import StylizeOptions
 

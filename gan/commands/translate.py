@@ -82,11 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         check_strength(args.strength)
         runtime = Runtime.resolve(args.device, args.precision)
         net, info = load_generator(args.checkpoint, args.direction, runtime.device, args.weights)
-        net, runtime = runtime.prepare(net)  # (what the engine does too: said here before the work starts)
         log = logging.getLogger("gan")
         batch = args.batch_size or (4 if runtime.device.type == "cuda" else 1)  # CPUs gain nothing from batching
-        log.info("generator: %s, %s, on %s (batch %d%s)", info.description, args.direction, runtime.describe(),
-                 batch, f", strength {args.strength:g}" if args.strength != 1 else "")
+        log.info("generator: %s, %s, on %s (batch %d%s)", info.description, args.direction,
+                 runtime.applied_to(net).describe(), batch, f", strength {args.strength:g}" if args.strength != 1 else "")
         opts = TranslateOptions(
             batch_size=batch, tile=args.tile, tile_overlap=args.tile_overlap,
             max_pixels=int(args.max_megapixels * 1e6), resize=args.resize, fmt=args.format.lower(),

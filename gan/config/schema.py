@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import re
 import typing
 from dataclasses import dataclass, field
@@ -26,7 +27,18 @@ from gan import ConfigError
 
 Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
 Norm = Literal["instance", "batch", "none"]
-AUGMENTS = ("translation", "cutout", "color", "noise")  # model.discriminator.augment (gan.nn.networks.diff_augment)
+AUGMENTS = ("translation", "cutout", "color", "noise")
+# Features of the shared sections that not every kind reads: name -> (dotted key, the value that means off). A kind
+# lists those it reads in its `reads` (gan.models.base); `validate` refuses the others when a config turns them on.
+SHARED = {
+    "fm": ("loss.lambda_fm", 0.0),  # feature matching on the discriminators' features
+    "r1": ("loss.r1_gamma", 0.0),  # the R1 penalty
+    "patch": ("loss.lambda_patch", 0.0),  # patch matching against real images
+    "g_steps": ("loss.g_steps", 1),  # generator updates per step
+    "d_steps": ("loss.d_steps", 1),  # discriminator updates per step
+    "d_batch": ("model.discriminator.batch", 1),  # images each discriminator judges per update
+    "recon": ("model.discriminator.recon", 0.0),  # the discriminators' self-supervised rebuild
+}  # model.discriminator.augment (gan.nn.networks.diff_augment)
 Metric = Literal["fid", "kid", "mifid", "edge_ssim"]
 
 VGG_LAYERS = (
@@ -563,6 +575,10 @@ def validate(cfg: Config, kinds: dict) -> None:
     if d.preprocess in ("scale_width", "none"):
         _require(d.batch_size == 1, "data.batch_size", d.batch_size,
                  f"1 with preprocess {d.preprocess} (image sizes differ, so they cannot be batched)")
+        extra = kinds[cfg.model.kind].extra_images(cfg)
+        _require(extra == 0, "data.preprocess", d.preprocess,
+                 "a cropping preprocess (resize_and_crop, crop, scale_width_and_crop) when model.discriminator.batch "
+                 "or loss.patch_images brings more images per step (of one size, stacked)")
     # data.extra_transforms are checked by gan.data (which owns albumentations) when the pipeline is built,
     # at the start of training, before anything is written.
 
@@ -606,10 +622,10 @@ def validate(cfg: Config, kinds: dict) -> None:
              f"an integer from 1 to 4 whose coarsest scale still holds a patch ({lo.patch_size} px at 1/2^(k-1))")
     for key in ("g_steps", "d_steps"):
         _require(1 <= getattr(lo, key) <= 16, f"loss.{key}", getattr(lo, key), "an integer from 1 to 16")
-    if not kinds[m.kind].adversarial:
-        for key in ("lambda_fm", "r1_gamma", "lambda_patch"):
-            _require(getattr(lo, key) == 0, f"loss.{key}", getattr(lo, key),
-                     f"0: model kind {m.kind} has no discriminator")
+    for feature, (key, off) in SHARED.items():  # a feature the kind does not read is refused, not ignored
+        value = functools.reduce(getattr, key.split("."), cfg)
+        if feature not in kinds[m.kind].reads:
+            _require(value == off, key, value, f"{off}: model kind {m.kind} does not read it")
     for key in ("content_layers", "style_layers"):
         for i, layer in enumerate(getattr(lo.vgg, key)):
             _require(layer in VGG_LAYERS, f"loss.vgg.{key}[{i}]", layer, "one of " + ", ".join(VGG_LAYERS))

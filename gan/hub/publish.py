@@ -39,19 +39,17 @@ def _evaluation(run_dir: Path, best: dict | None) -> dict:
 
 def save(source: str | Path, folder: str | Path, weights: str = "ema", overwrite: bool = False) -> Path:
     """Write `source` (a run directory or checkpoint of this project) as a saved folder; returns the folder."""
-    from gan.checkpoint.schema import safe_load
-
     model = open_model(source, weights)
     if model.source != "checkpoint":
         raise GanError(f"{model.path} is not a checkpoint of this project (save takes a run directory or checkpoint)")
     kind = model.kind_class()
     nets, used = model.inference_nets()
     run_dir = run_dir_of(model.path)
-    cfg = safe_load(model.path, mmap=True).get("config") or {}
+    cfg = model.record["config"]
     config = {
         "gan_version": __version__, "kind": model.kind, "inputs": list(kind.inputs),
         "generators": dict(kind.generators), "nets": used, "name": cfg.get("name"), "step": model.step,
-        "evaluation": _evaluation(run_dir, safe_load(model.path, mmap=True).get("best")), "config": cfg,
+        "evaluation": _evaluation(run_dir, model.record["best"]), "config": cfg,
     }
     samples = sorted((run_dir / "samples").glob("*.png"))
     extra = {"README.md": model_card({"format": saved.FORMAT, **config},

@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from gan import GanError
+from gan.checkpoint.folder import CONFIG, WEIGHTS
 
 HF_PREFIX = "hf:"
-HUB_FILES = ("config.json", "model.safetensors", "README.md", "sample.png")
+HUB_FILES = (CONFIG, WEIGHTS, "README.md", "sample.png")  # a saved folder (gan.checkpoint.folder, gan.hub.publish)
 
 
 def locate(spec: str | Path) -> Path:

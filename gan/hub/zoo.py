@@ -163,14 +163,10 @@ def _download(url: str, part: Path, name: str, progress: bool) -> None:
 
 def _check_generator(part: Path, url: str) -> None:
     """What arrived is a complete reference CycleGAN generator, or it is removed."""
-    from gan.nn.networks import load_reference_generator
-    from gan.checkpoint.schema import safe_load
+    from gan.checkpoint.schema import reference_generator
 
     try:
-        obj = safe_load(part)
-        if not isinstance(obj, dict):
-            raise GanError("not a state_dict")
-        load_reference_generator(obj)
+        reference_generator(part)
     except GanError as e:
         part.unlink(missing_ok=True)
         reason = str(e).replace(str(part), "the file")

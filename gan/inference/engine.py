@@ -73,7 +73,7 @@ class Engine:
                  max_pixels: int = 4_000_000, cache_mb: int = 256, strength: float = 1.0):
         """`runtime`: the entry point's resolved policy (default: fp32 where the net is)."""
         self.strength = check_strength(strength)
-        self.net, self.runtime = (runtime or Runtime.on(net_device(net))).prepare(net)
+        self.net, self.runtime = Runtime.of(runtime if runtime is not None else net_device(net)).prepare(net)
         self.device, self.precision = self.runtime.device, self.runtime.precision
         self.tile, self.tile_overlap, self.max_pixels, self.cache_mb = tile, tile_overlap, max_pixels, cache_mb
         self._bands: tiling.BandPlan | None = None
@@ -125,11 +125,7 @@ class Engine:
     def batch(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
         """Same-size (C, H, W) images, uint8 or float in [-1, 1] -> their translations at the engine's strength
         (float, on the CPU), in one pass (big images: `image`)."""
-        x = torch.stack(images).to(self.device, non_blocking=True)
-        x = normalize_uint8(x) if x.dtype == torch.uint8 else x
-        x = x.contiguous(memory_format=self.runtime.memory_format)
-        with self.autocast():
-            y = self.net(x)
+        y, x = self.runtime.run(self.net, torch.stack(images))
         return list(apply_strength(x, y.float(), self.strength).cpu())
 
     @torch.no_grad()

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from gan import GanError
-from gan.checkpoint.exported import EXPORT_META, OnnxGenerator
+from gan.checkpoint.exported import EXPORT_META, OnnxGenerator, load_torchscript
 from gan.models.base import ExportSpec
 
 TOLERANCE = 1e-3
@@ -100,7 +100,10 @@ def write_export(spec: ExportSpec, fmt: str, output: str | Path, full: nn.Module
                 got = torch.from_numpy(sess.run(None, {n: np.asarray(t.numpy(), dtype=np.float32)
                                                        for n, t in zip(spec.input_names, spec.check)})[0])
             else:
-                got = torch.jit.load(str(output))(*spec.check)
+                scripted, written = load_torchscript(output, "cpu")  # as test.py will read it, record included
+                if written != record:
+                    raise GanError(f"{output}: the record read back differs from the one written")
+                got = scripted(*spec.check)
     diff = float((got - ref).abs().max())
     if not np.isfinite(diff) or diff > TOLERANCE * max(1.0, float(ref.abs().max())):
         raise GanError(f"the exported model differs from PyTorch by {diff:.2e} (max abs) > {TOLERANCE}: "

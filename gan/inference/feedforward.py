@@ -45,12 +45,11 @@ def stylize_feedforward(content: np.ndarray, styles: list[np.ndarray], net: torc
     Contents above `max_pixels` are computed in bands with whole-image statistics (gan.inference.tiling), like big images
     in test.py; `progress(fraction, what)` follows them."""
     from gan.data.io import resize_to, to_chw
-    from gan.inference.engine import Engine
 
     if not 0 <= alpha <= 1:
         raise GanError(f"--alpha: invalid value {alpha}; expected a number in [0, 1]")
     opts.check(len(styles))
-    runtime = runtime if isinstance(runtime, Runtime) else Runtime.on(runtime)
+    runtime = Runtime.of(runtime)
     device = runtime.device
     h, w = content.shape[:2]
     hw = fit_long_side(h, w, opts.size) if opts.size else (h, w)

@@ -444,16 +444,6 @@ class BandPlan:
                           cache, out, finish)
 
 
-def translate_large(net: nn.Module, image: torch.Tensor, opts: "BandOptions | None" = None,
-                    precision: Precision | None = None, device: torch.device | None = None,
-                    progress: Callable[[float, str], None] | None = None, cache: "Cache | None" = None,
-                    out: np.ndarray | None = None, finish=None):
-    """BandPlan(net).run(...) in one call (fp32 on the net's device unless told otherwise)."""
-    device = device or next(net.parameters()).device
-    precision = precision or Precision("fp32", device.type)
-    return BandPlan(net).run(image, opts or BandOptions(), precision, device, progress, cache, out, finish)
-
-
 def _run_bands(net, prog: Program, stats: NormStats, image: torch.Tensor, opts: BandOptions, precision: Precision,
                device: torch.device, progress, cache: "Cache | None", out: np.ndarray | None, finish=None):
     h, w = image.shape[-2:]

@@ -24,7 +24,8 @@ training step, and nothing else: no optimizer, no scaler, no device or precision
     validate_config(cfg)  classmethod: the kind's value rules beyond types (raise via gan.config.require)
     channels              "any", "same" or "rgb": the channel layouts it trains (others are refused by name)
     moved_keys            {old dotted key: (key in its section, old default)}: keys that moved into its section
-    adversarial           whether it has discriminators (the shared adversarial loss keys apply)
+    reads                 the shared features (gan.config.schema.SHARED: feature matching, R1, ...) it implements;
+                          the others are refused when a config turns them on
     output_terms(real_a, fake_b, real_b)   the generator terms as functions of the AtoB output (diagnostics)
     extra_images(cfg)     classmethod: more real images per item the loader brings ("A_more", "B_more")
 
@@ -112,9 +113,9 @@ class TrainModel(nn.Module):
     Section: type | None = None
     # The channel layouts the kind trains: "any" (model.in_channels and out_channels free), "same" (equal) or
     # "rgb" (3 -> 3); `channels_why` says why, in the message that refuses another layout.
-    # Whether it trains against discriminators: the shared adversarial keys (loss.gan_mode, lambda_fm, r1_gamma)
-    # are read only then, and refused otherwise.
-    adversarial: bool = False
+    # The shared training features it reads (names of gan.config.schema.SHARED): a config that turns on one it does
+    # not read is refused, naming the key, instead of training without it.
+    reads: frozenset[str] = frozenset()
     channels: str = "any"
     channels_why: str = ""
     # Keys that moved into the kind's section: {old dotted key: (key in model.<kind>, its old default)}; configs
@@ -122,7 +123,7 @@ class TrainModel(nn.Module):
     moved_keys: dict[str, tuple[str, object]] = {}
 
     @classmethod
-    def load_inference(cls, model_cfg: ModelConfig, state: Callable[[str], dict], path: Path) -> nn.Module:
+    def load_inference(cls, model_cfg: ModelConfig, state: Callable[[str], dict], path: Path) -> "StyleNetwork":
         raise NotImplementedError(f"{cls.__name__} has one-image generators: see gan.checkpoint.source.ModelFile.generator")
 
     @staticmethod

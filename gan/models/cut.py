@@ -40,8 +40,8 @@ from torch import nn
 from gan.nn import losses
 from gan.config.schema import Config, ModelConfig, require
 from gan.models.base import StepContext, TrainModel, set_requires_grad
-from gan.nn.networks import (ResnetGenerator, build_discriminator, build_generator, fade_skips,
-                             inference_generator, init_weights)
+from gan.nn.networks import (ResnetGenerator, build_discriminator, build_generator, inference_generator,
+                             init_weights)
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ class CUT(TrainModel):
     optimizers = {"g": ("g_ab",), "f": ("heads",), "d": ("d_b",)}
     generators = {"AtoB": "g_ab"}
     Section = CUTConfig
-    adversarial = True
+    reads = frozenset({"fm", "r1", "recon"})
     channels = "same"
     channels_why = "PatchNCE reads the output with the generator's own encoder, whose input is the photo's"
 
@@ -152,11 +152,6 @@ class CUT(TrainModel):
         require(o.lambda_nce is None or o.lambda_nce >= 0, "model.cut.lambda_nce", o.lambda_nce,
                 "a number >= 0, or null for the mode's default (cut 1, fastcut 10)")
         require(o.num_patches >= 1, "model.cut.num_patches", o.num_patches, "an integer >= 1")
-        for key in ("g_steps", "d_steps"):
-            require(getattr(cfg.loss, key) == 1, f"loss.{key}", getattr(cfg.loss, key),
-                    "1 with model kind cut (one update of each a step, in the authors' order)")
-        require(m.discriminator.batch == 1, "model.discriminator.batch", m.discriminator.batch,
-                "1 with model kind cut (its discriminator judges the step's own output: it keeps no history)")
         require(o.head_dim >= 1, "model.cut.head_dim", o.head_dim, "an integer >= 1")
         n = _encoder_end(m)
         require(len(o.nce_layers) > 0 and all(0 <= i <= n for i in o.nce_layers)
@@ -169,7 +164,7 @@ class CUT(TrainModel):
         super().__init__()
         self.opts = cfg.model.options.resolved()
         self.loss_cfg, self.gan_mode = cfg.loss, cfg.loss.gan_mode
-        self.skip_fade, self.d_recon = cfg.model.generator.skip_fade, cfg.model.discriminator.recon
+        self.d_recon = cfg.model.discriminator.recon
         self.g_ab, self.d_b, self.heads = g_ab, d_b, heads
         # Patch positions and flips: a generator of the kind's own, per process, kept in the checkpoint
         self.rng = torch.Generator().manual_seed(seed)
@@ -204,7 +199,6 @@ class CUT(TrainModel):
                       ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         o = self.opts
         real_a, real_b = batch["A"], batch["B"]
-        fade_skips([self.g_ab], ctx.step, self.skip_fade)
         flipped = bool(o.flip_equivariance and torch.rand((), generator=self.rng) < 0.5)
         with ctx.autocast():
             out = self.g_call(real_a, real_b, flipped)
@@ -212,7 +206,7 @@ class CUT(TrainModel):
 
         # 1. the discriminator, on this step's output (no pool) [+ R1 on the real images, every r1_every-th step]
         lo = self.loss_cfg
-        r1 = lo.r1_gamma > 0 and ctx.step % lo.r1_every == 0
+        r1 = losses.r1_weight(ctx.step, lo.r1_gamma, lo.r1_every)
         real_d = real_b.detach().requires_grad_(True) if r1 else real_b
         recon = self.d_recon > 0
         with ctx.autocast():
@@ -224,7 +218,7 @@ class CUT(TrainModel):
                 terms_d["recon_b"] = self.d_recon * F.l1_loss(judged[2][0].float(), judged[2][1].float())
                 loss_d = loss_d + terms_d["recon_b"]
             if r1:
-                terms_d["r1_b"] = lo.r1_gamma / 2 * lo.r1_every * losses.r1_penalty(real_pred, real_d)
+                terms_d["r1_b"] = r1 * losses.r1_penalty(real_pred, real_d)
                 loss_d = loss_d + terms_d["r1_b"]
         ctx.update("d", loss_d, terms_d)
 
@@ -254,10 +248,8 @@ class CUT(TrainModel):
         o, lo = self.opts, self.loss_cfg
         terms = {}
         if lo.lambda_fm > 0:
-            pred, feats = self.d_b(fake_b, features=True)
-            with torch.no_grad():
-                _, real_feats = self.d_b(real_b, features=True)
-            terms["fm_ab"] = lo.lambda_fm * losses.feature_matching_loss(feats, real_feats, lo.fm, self.rng)
+            pred, fm = losses.judged_with_feature_matching(self.d_b, fake_b, real_b, lo.fm, self.rng)
+            terms["fm_ab"] = lo.lambda_fm * fm
         else:
             pred = self.d_b(fake_b)
         return {"adv_ab": o.lambda_gan * losses.generator_adv_loss(pred, self.gan_mode), **terms}
@@ -295,7 +287,6 @@ def _encoder_end(m: ModelConfig) -> int:
 
     g = m.generator
     with torch.device("meta"):
-        layers = ResnetGenerator(m.in_channels, m.out_channels, g.ngf, g.n_blocks, g.norm, g.dropout, g.upsample,
-                                 g.skip, g.antialias, padding=g.padding).model
+        layers = build_generator(m, init=False).model
     blocks = [i for i, layer in enumerate(layers) if isinstance(layer, ResnetBlock)]
     return blocks[-1] if blocks else (11 if g.antialias else 9)

@@ -43,7 +43,7 @@ from gan.nn import losses
 from gan.config.schema import Config, LossConfig, ModelConfig, require
 from gan.models.base import StepContext, TrainModel, set_requires_grad
 from gan.models.image_pool import ImagePool
-from gan.nn.networks import build_discriminator, build_generator, fade_skips, inference_generator
+from gan.nn.networks import build_discriminator, build_generator, inference_generator
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class DiscriminatorPair(nn.Module):
 
 class CycleGAN(TrainModel):
     optimizers = {"g": ("g_ab", "g_ba"), "d": ("d_a", "d_b")}
-    adversarial = True
+    reads = frozenset({"fm", "r1", "patch", "g_steps", "d_steps", "d_batch", "recon"})
     generators = {"AtoB": "g_ab", "BtoA": "g_ba"}
     Section = CycleGANConfig
     moved_keys = {"loss.lambda_cycle": ("lambda_cycle", 10.0), "loss.lambda_identity": ("lambda_identity", 0.5),
@@ -122,16 +122,16 @@ class CycleGAN(TrainModel):
 
     def __init__(self, g_ab: nn.Module, g_ba: nn.Module, d_a: nn.Module, d_b: nn.Module, loss: LossConfig,
                  vgg: losses.VGGFeatures | None = None, style_grams_b: dict[str, torch.Tensor] | None = None,
-                 pool_size: int = 50, pool_seed: int = 0, options: CycleGANConfig = CycleGANConfig()):
+                 pool_size: int = 50, pool_seed: int = 0, options: CycleGANConfig = CycleGANConfig(),
+                 d_batch: int = 1, d_recon: float = 0.0):
         super().__init__()
         self.g_ab, self.g_ba, self.d_a, self.d_b = g_ab, g_ba, d_a, d_b
         # Call targets of the two updates; `wrap` may replace them by DDP / compiled wrappers.
         self.g_pair: nn.Module = GeneratorPair(g_ab, g_ba)
         self.d_pair: nn.Module = DiscriminatorPair(d_a, d_b)
         self.loss_cfg, self.opts = loss, options
-        self.d_batch = 1  # images each discriminator judges per real one of the batch (model.discriminator.batch)
-        self.skip_fade = 0  # steps over which the generators' skip paths fade out (model.generator.skip_fade)
-        self.d_recon = 0.0  # the discriminators' self-supervised rebuild of real images (model.discriminator.recon)
+        self.d_batch = d_batch  # images each discriminator judges per real one of the batch (model.discriminator.batch)
+        self.d_recon = d_recon  # the discriminators' self-supervised rebuild of real images (model.discriminator.recon)
         # A frozen submodule so .to(device) moves it; checkpoints store only the four nets.
         self.vgg = vgg
         if (loss.lambda_content > 0 or loss.lambda_style > 0) and vgg is None:
@@ -165,8 +165,8 @@ class CycleGAN(TrainModel):
                 grams = losses.style_grams_from_files(vgg, lo.vgg.style_images, cfg.data.crop_size,
                                                       lo.vgg.style_layers, device)
         # Pools are per process: seeded by (seed, rank) so ranks do not mirror each other.
-        model = cls(g_ab, g_ba, d_a, d_b, lo, vgg, grams, cfg.train.pool_size, cfg.seed + 1000 * rank, m.options)
-        model.d_batch, model.skip_fade, model.d_recon = m.discriminator.batch, m.generator.skip_fade, m.discriminator.recon
+        model = cls(g_ab, g_ba, d_a, d_b, lo, vgg, grams, cfg.train.pool_size, cfg.seed + 1000 * rank, m.options,
+                    m.discriminator.batch, m.discriminator.recon)
         return model.to(device)
 
     @property
@@ -188,8 +188,6 @@ class CycleGAN(TrainModel):
         real_a, real_b = batch["A"], batch["B"]
         more = {k: batch[f"{k}_more"] for k in ("A", "B") if f"{k}_more" in batch}  # more real images per item
         c = self.loss_cfg
-
-        fade_skips([self.g_ab, self.g_ba], ctx.step, self.skip_fade)
 
         # 1. generators, with both discriminators frozen (their grads are neither needed nor wanted)
         set_requires_grad([self.d_a, self.d_b], False)
@@ -271,10 +269,8 @@ class CycleGAN(TrainModel):
         others = other if others is None else others
         terms = {}
         if c.lambda_fm > 0:
-            pred, feats = d(fake, features=True)
-            with torch.no_grad():
-                _, real_feats = d(others, features=True)
-            terms[f"fm_{side}"] = c.lambda_fm * losses.feature_matching_loss(feats, real_feats, c.fm, self.fm_rng)
+            pred, fm = losses.judged_with_feature_matching(d, fake, others, c.fm, self.fm_rng)
+            terms[f"fm_{side}"] = c.lambda_fm * fm
         else:
             pred = d(fake)
         terms[f"adv_{side}"] = losses.generator_adv_loss(pred, c.gan_mode)
@@ -327,7 +323,7 @@ class CycleGAN(TrainModel):
         """-> (L_D = L_d_a + L_d_b [+ R1 on the real images, every loss.r1_every-th step], terms). Pass pooled
         fakes; they are detached here."""
         c = self.loss_cfg
-        r1 = c.r1_gamma > 0 and step % c.r1_every == 0
+        r1 = losses.r1_weight(step, c.r1_gamma, c.r1_every)
         if r1:  # the penalty differentiates the real images' logits with respect to the images
             real_a, real_b = real_a.detach().requires_grad_(True), real_b.detach().requires_grad_(True)
         out = self.d_pair(real_a, real_b, fake_a.detach(), fake_b.detach(), self.d_recon > 0)
@@ -341,8 +337,7 @@ class CycleGAN(TrainModel):
             terms["recon_a"] = self.d_recon * F.l1_loss(rec_a.float(), seen_a.float())
             terms["recon_b"] = self.d_recon * F.l1_loss(rec_b.float(), seen_b.float())
         if r1:
-            w = c.r1_gamma / 2 * c.r1_every
-            terms["r1_a"] = w * losses.r1_penalty(real_pred_a, real_a)
-            terms["r1_b"] = w * losses.r1_penalty(real_pred_b, real_b)
+            terms["r1_a"] = r1 * losses.r1_penalty(real_pred_a, real_a)
+            terms["r1_b"] = r1 * losses.r1_penalty(real_pred_b, real_b)
         return sum(terms.values()), terms
 

@@ -162,6 +162,23 @@ def nearest_patch_loss(fake: torch.Tensor, real: torch.Tensor, size: int, stride
     return F.mse_loss(p, bank[nearest])
 
 
+def judged_with_feature_matching(d: nn.Module, fake: torch.Tensor, real: torch.Tensor, mode: str,
+                                 rng: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(d's logits for `fake`, feature_matching_loss of d's features of `fake` against those of `real`) in one
+    pass over `fake` (the real features computed without a graph): the generator update's adversarial and
+    feature-matching terms of one discriminator."""
+    pred, feats = d(fake, features=True)
+    with torch.no_grad():
+        _, real_feats = d(real, features=True)
+    return pred, feature_matching_loss(feats, real_feats, mode, rng)
+
+
+def r1_weight(step: int, gamma: float, every: int) -> float:
+    """The weight of the lazy R1 term at `step`: gamma / 2 x every on every every-th step (StyleGAN2's lazy
+    regularisation keeps the average weight gamma / 2), else 0 (no penalty computed)."""
+    return gamma / 2 * every if gamma > 0 and step % every == 0 else 0.0
+
+
 def r1_penalty(pred: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """R1 (Mescheder et al. 2018): E ||d D(y) / dy||^2 on real images y, D(y) the mean patch logit of each image,
     with the graph kept so the penalty trains the discriminator. `real` must require grad and `pred` come from

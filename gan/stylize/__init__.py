@@ -1,3 +1,3 @@
-"""Neural style transfer: the options both ways share (options), colour preservation (colour), optimisation
-(optimise, Gatys et al.) and the file loop of stylize.py (files; a content + style network runs through
-gan.inference.feedforward)."""
+"""Neural style transfer: the options both ways share (options), colour preservation (colour) and optimisation
+(optimise, Gatys et al.). A content + style network runs on photos in gan.inference.feedforward, and stylize.py's
+file loop, which runs either, is gan.inference.stylize_files."""

@@ -91,7 +91,7 @@ def stylize(content: np.ndarray, styles: list[np.ndarray], opts: StylizeOptions,
     `history`, if given, receives one (scale, iteration, total loss) per iteration."""
     opts.check(len(styles))
     # The entry point's policy for optimising pixels (no fp16: gan.runtime); a device alone means fp32 there.
-    runtime = (runtime if isinstance(runtime, Runtime) else Runtime.on(runtime)).for_pixels()
+    runtime = Runtime.of(runtime).for_pixels()
     device = runtime.device
     weights = normalised_weights(opts.style_weights, len(styles))
     content_f, content_work, styles_f = prepare_colours(content, styles, opts.preserve_color)

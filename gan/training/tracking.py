@@ -44,11 +44,17 @@ def make_grid(rows: list[list[torch.Tensor]], pad: int = 2) -> np.ndarray:
     return grid
 
 
+def wandb_server() -> tuple[str, int]:
+    """(host, port) of the W&B server runs talk to: WANDB_BASE_URL's, else W&B's own."""
+    url = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
+    return url.hostname or "api.wandb.ai", url.port or (80 if url.scheme == "http" else 443)
+
+
 def wandb_credentials_configured() -> bool:
     """An API key in the environment, or a netrc entry for the W&B host (what `wandb login` writes)."""
     if os.environ.get("WANDB_API_KEY"):
         return True
-    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    host = wandb_server()[0]
     path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
     try:
         return netrc.netrc(path).authenticators(host) is not None
@@ -94,8 +100,10 @@ class Tracker:
                 log.info("W&B is off: the config says tracking.wandb.mode=disabled, which WANDB_MODE=%s does not "
                          "override (set tracking.wandb.mode=auto to follow WANDB_MODE)", env)
             return
+        why_offline = " (no W&B credentials configured)" if w.mode == "auto" else ""
         if mode == "online":
-            mode = self._online_or_offline()
+            mode, reason = self._online_or_offline()
+            why_offline = f" ({reason})" if reason else why_offline
         try:
             import wandb
 
@@ -115,28 +123,28 @@ class Tracker:
             return
         if mode == "offline":
             # run.dir is <wandb dir>/offline-run-<time>-<id>/files; `wandb sync` takes the folder above it.
-            log.info("W&B is offline%s; upload later with: wandb sync %s",
-                     " (no W&B credentials configured)" if w.mode == "auto" else "", Path(self.wandb_run.dir).parent)
+            log.info("W&B is offline%s; upload later with: wandb sync %s", why_offline, Path(self.wandb_run.dir).parent)
 
     @staticmethod
-    def _online_or_offline() -> str:
-        """An online run needs W&B's server: tried for a few seconds first (saying so), so that without network the
-        run is recorded offline at once, with the reason, instead of W&B waiting in silence for its timeout."""
+    def _online_or_offline() -> tuple[str, str]:
+        """(mode, why): an online run needs W&B's server, tried for a few seconds first (saying so), so that
+        without network the run is recorded offline at once, with the reason, instead of W&B waiting in silence
+        for its timeout. Behind a proxy (HTTPS_PROXY, ALL_PROXY) W&B is left to reach it itself."""
         import socket
-        from urllib.parse import urlparse
 
         from gan.network import network_problem
 
-        url = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
-        host, port = url.hostname or "api.wandb.ai", url.port or (443 if url.scheme != "http" else 80)
+        if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+            return "online", ""
+        host, port = wandb_server()
         log.info("W&B: connecting to %s for an online run ...", host)
         try:
             socket.create_connection((host, port), timeout=5).close()
         except OSError as e:
-            log.warning("W&B: %s: %s; this run is recorded offline instead (upload it later with wandb sync)",
-                        host, network_problem(e))
-            return "offline"
-        return "online"
+            reason = f"{host}: {network_problem(e)}"
+            log.warning("W&B: %s; this run is recorded offline instead", reason)
+            return "offline", reason
+        return "online", ""
 
     def _wandb_failed(self, what: str, e: Exception) -> None:
         from gan.network import network_problem

@@ -49,7 +49,7 @@ from gan.data.datasets import TrainData, build_train_data, domain_dir
 from gan.distributed import barrier, get_rank, get_world_size, is_main
 from gan.models import kind_class
 from gan.models.base import TrainModel
-from gan.nn.networks import count_parameters
+from gan.nn.networks import count_parameters, fade_skips
 from gan.runtime import Runtime
 from gan.training.tracking import Tracker, make_grid
 
@@ -152,7 +152,7 @@ class Trainer:
             for name, net_names in self.model.optimizers.items()}
         # One scaler per optimizer so an overflow in one update does not shrink another's scale.
         # Disabled (fp32, bf16) = pass-through.
-        self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
+        self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=self.precision.name == "fp16")
                         for name in self.optimizers}
         # Exponential moving average of the generators (train.ema_decay > 0): plain frozen copies, updated
         # after every step; what samples, evaluation, test.py and export use.
@@ -315,6 +315,9 @@ class Trainer:
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
         batch = {k: v.contiguous(memory_format=self.memory_format) if v.dim() == 4 else v for k, v in batch.items()}
         self.set_lr()
+        # model.generator.skip_fade: the generators' skip paths weigh 1 - step / skip_fade from this step on
+        fade_skips([self.nets[n] for n in set(self.model.generators.values())], self.step,
+                   self.cfg.model.generator.skip_fade)
         self._step_terms = []
         self._batch = batch
         return self.model.training_step(batch, self)
@@ -467,7 +470,7 @@ class Trainer:
         """Metrics on the test splits for every generator direction (rank 0; a collective for best.pt). The test
         images are resized to the crop size and translated by the generator as the step runs it (its device,
         precision and layout), as the samples are."""
-        from gan.data.io import normalize_uint8, to_uint8
+        from gan.data.io import to_uint8
         from gan.evaluation.metrics import add_translations, better
 
         results: dict[str, float] = {}
@@ -480,11 +483,8 @@ class Trainer:
                 was_training = net.training
                 net.eval()
 
-                @torch.no_grad()
                 def translate(image: torch.Tensor, net=net) -> np.ndarray:  # uint8 (C, H, W) -> uint8 (H, W, C)
-                    x = normalize_uint8(image[None].to(self.device)).contiguous(memory_format=self.memory_format)
-                    with self.autocast():
-                        return to_uint8(net(x)[0].float().cpu())
+                    return to_uint8(self.runtime.run(net, image[None])[0][0].float().cpu())
 
                 add_translations(scorer, translate, sources, size)
                 net.train(was_training)
