@@ -5,6 +5,7 @@ discriminator's loss and the training time.
 
     python benchmarks/quality.py --map oil --recipes paired,recommended,... > oil.jsonl
     python benchmarks/quality_report.py oil.jsonl ink.jsonl ...
+    python benchmarks/quality_report.py --summary oil.jsonl ink.jsonl ...    # recipes x maps, shares only
 
 Each file is one run of benchmarks/quality.py (its JSON lines); lines of other benchmarks are ignored.
 """
@@ -57,10 +58,35 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def summary(files: list[Path]) -> str:
+    """One table for several maps: a row per recipe, a column per map with its share of the way to that map's
+    paired bound, PSNR / SSIM."""
+    maps: dict[str, dict[str, str]] = {}
+    recipes: list[str] = []
+    for path in files:
+        rows = rows_of(path)
+        bound = next((r for r in rows if r["recipe"] == "paired"), None)
+        for r in rows:
+            if r["recipe"] == "paired":
+                continue
+            if r["recipe"] not in recipes:
+                recipes.append(r["recipe"])
+            maps.setdefault(r["map"], {})[r["recipe"]] = f"{share(r, bound, 'psnr')} / {share(r, bound, 'ssim')}"
+    out = ["| recipe | " + " | ".join(f"`{m}`" for m in maps) + " |", "|---|" + "---|" * len(maps)]
+    for name in recipes:
+        out.append(f"| {name} | " + " | ".join(maps[m].get(name, "") for m in maps) + " |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("files", nargs="+", type=Path, help="JSON lines of benchmarks/quality.py runs")
+    p.add_argument("--summary", action="store_true",
+                   help="one table for all the files (maps): each recipe's share of the way, per map")
     args = p.parse_args(argv)
+    if args.summary:
+        print(summary(args.files))
+        return 0
     for path in args.files:
         rows = rows_of(path)
         if rows:

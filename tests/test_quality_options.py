@@ -645,3 +645,7 @@ def test_quality_report_tables_the_share_of_the_way_to_the_paired_bound(tmp_path
     text = report.table(report.rows_of(path))
     assert "| recommended | 19.00 | 0.650 | 0.25 / 0.25 | 0.30 | -0.010 | 0.200 | 100 s |" in text
     assert "| doing nothing | 18.00 | 0.600 | 0 / 0 |" in text
+    ink = tmp_path / "ink.jsonl"
+    ink.write_text("\n".join(json.dumps({**x, "map": "ink"}) for x in lines[:2]))
+    table = report.summary([path, ink])
+    assert table.splitlines()[0] == "| recipe | `oil` | `ink` |" and "| recommended | 0.25 / 0.25 | 0.25 / 0.25 |" in table
