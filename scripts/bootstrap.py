@@ -117,7 +117,11 @@ def zoo_sheet(command: list[str], env: dict | None = None) -> str | None:
 # What the demo's results are, said plainly (docs/quality.md has the measurements).
 DEMO_SAYS = ("\nTranslated photos:   results/quickstart/\n"
              "Side by side:        results/quickstart_side_by_side.png  (photo | the quickstart model's result)\n"
-             "Training run:        runs/quickstart/ (samples/, metrics.jsonl, latest.pt)\n")
+             "Training run:        runs/quickstart/ (samples/, metrics.jsonl, latest.pt)\n"
+             "What it shows:       minutes of CPU training on 48 images: each photo recoloured, not yet painted (no\n"
+             "                     outlines or flat patches yet; casts and blotches differ from CPU to CPU). Paintings\n"
+             "                     take a full recipe trained for hours on a GPU, or a pretrained model:\n"
+             "                     python test.py --checkpoint zoo:style_monet ... (README, docs/quality.md)\n")
 
 
 def test(args: list[str]) -> None:

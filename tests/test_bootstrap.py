@@ -55,3 +55,11 @@ def test_offline_the_zoo_sheet_is_skipped_in_one_line_saying_why(bootstrap, tmp_
 def test_the_test_command_shows_why_tests_skip():
     text = (ROOT / "scripts" / "bootstrap.py").read_text()
     assert '"pytest", "-q", "-rs"' in text
+
+
+def test_the_demo_says_plainly_what_its_sheet_shows(bootstrap):
+    """A few minutes of CPU training recolours the photos; the last message says so, and where paintings come from
+    (the quickstart model is not called a painter)."""
+    said = bootstrap.DEMO_SAYS
+    assert "not yet painted" in said and "zoo:style_monet" in said and "GPU" in said
+    assert "painting-style result" not in said
