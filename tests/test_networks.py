@@ -1,4 +1,5 @@
 from collections import OrderedDict
+from pathlib import Path
 
 import pytest
 import torch
@@ -147,3 +148,23 @@ def test_reference_state_dict_loads_and_matches(n_blocks, ups, last):
 def test_reference_loader_rejects_other_files():
     with pytest.raises(GanError, match="not a reference CycleGAN ResnetGenerator"):
         load_reference_generator({"weight": torch.zeros(3)})
+
+
+def test_the_recommended_generator_takes_a_flat_crop_with_a_finite_gradient():
+    """A perfectly flat crop (blank sky or paper) must not blow the gradient up. With reflect padding every feature
+    map stays flat, every instance norm sees zero variance and scales the gradient by 1/sqrt(eps): it overflowed
+    after the residual blocks, which is why the recommended recipe keeps zero padding."""
+    def grad_size(padding):
+        cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "photo2painting.yaml",
+                          ["model.generator.ngf=8", "model.generator.n_blocks=4", f"model.generator.padding={padding}"])
+        torch.manual_seed(0)
+        g = build_generator(cfg.model)
+        with torch.no_grad():  # a generator some steps into training: its residual branch no longer zero
+            for p in g.parameters():
+                p.add_(torch.randn_like(p) * 0.05)
+        flat = torch.full((1, 3, 64, 64), 0.2)
+        g(flat).square().mean().backward()
+        return max(float(p.grad.abs().max()) for p in g.parameters() if p.grad is not None)
+
+    assert grad_size("zeros") < 1e4  # the recipe as it is
+    assert not grad_size("reflect") < 1e4  # what it avoids (inf, or far above)

@@ -385,19 +385,28 @@ def test_benchmark_recipes_translate_photos_to_the_mapped_domain(tmp_path):
         KINDS.pop("paired", None)
 
 
-@pytest.mark.parametrize("kind", ["oil", "watercolour", "ink"])
-def test_structural_maps_smoke_with_the_paired_bound(tmp_path, kind):
+@pytest.mark.parametrize("kind", ["oil", "watercolour", "ink", "edges", "color"])
+def test_every_map_smoke_gives_every_json_field(tmp_path, kind):
+    """The benchmark's smoke run on every map: the paired bound and an unpaired recipe, each with every field of
+    its JSON line (the alignment of the unpaired one's terms included), and the shares."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--steps", "2", "--size", "32",
                         "--crop", "40", "--ngf", "4", "--blocks", "1", "--ndf", "8", "--train-images", "3",
-                        "--test-images", "2", "--recipes", "paired,cut", "--map", kind, "--out", str(tmp_path)],
+                        "--test-images", "2", "--recipes", "paired,recommended", "--map", kind, "--out", str(tmp_path)],
                        capture_output=True, text=True, env=env, timeout=HANG_GUARD, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert [(row["benchmark"], row["recipe"]) for row in rows] == [
-        ("quality", "paired"), ("quality", "cut"), ("quality_share", "paired"), ("quality_share", "cut")]
+        ("quality", "paired"), ("quality", "recommended"), ("quality_share", "paired"),
+        ("quality_share", "recommended")]
     assert rows[2]["share_psnr"] == rows[2]["share_ssim"] == 1.0  # the bound is all the way, by definition
+    every = {"map", "recipe", "steps", "size", "ngf", "blocks", "seed", "paintings", "painting_images", "psnr", "ssim",
+             "identity_psnr", "identity_ssim", "checkerboard", "train_seconds", "psnr_vs_identity", "sheet", "terms"}
+    assert every <= rows[0].keys() and every | {"rec_psnr", "alignment", "alignment_curve"} <= rows[1].keys()
     assert all(np.isfinite(rows[i][k]) for i in (0, 1) for k in ("psnr", "ssim", "checkerboard", "train_seconds"))
+    assert set(rows[1]["alignment"]) == {"cos_adv_ab", "cos_cycle_a", "cos_total", "right"}
+    assert all(-1 <= v <= 1 for v in rows[1]["alignment"].values())
+    assert all(Path(rows[i]["sheet"]).is_file() for i in (0, 1)) and Path(rows[1]["alignment_plot"]).is_file()
 
 
 def test_quality_benchmark_at_equal_wall_time(tmp_path):
