@@ -223,6 +223,10 @@ def test_app_flags_reach_serve_and_settings(monkeypatch, tmp_path):
     assert main(common + ["--auth", "nocolon"]) == 2 and len(calls) == 2  # refused before serving
 
 
+def _ctrl_c_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class AppServer:
     """`python app.py ARGS` on a free 127.0.0.1 port, with empty --runs; its output in app.log."""
 
@@ -238,7 +242,10 @@ class AppServer:
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "app.py"), "--runs", str(tmp / "runs"), "--port", self.url.rsplit(":", 1)[1],
              "--vgg-weights", "none", "--device", "cpu", "--precision", "fp32", *args],
-            cwd=tmp, env=env, stdout=self._log, stderr=subprocess.STDOUT, text=True)
+            cwd=tmp, env=env, stdout=self._log, stderr=subprocess.STDOUT, text=True,
+            # Ctrl-C reaches it even where the suite runs in the background (a shell's background job, as CI
+            # starts it, ignores SIGINT, and Python keeps an inherited SIG_IGN): stop() sends SIGINT
+            preexec_fn=_ctrl_c_default if os.name == "posix" else None)
 
     def log(self) -> str:
         return self.log_path.read_text()[-4000:]

@@ -1,6 +1,7 @@
 """The recipe options of the quality issue: identity-start generators with a colour path, the generator EMA,
 learning-rate warm-up and per-optimizer scales; and the known-map benchmark's smoke run."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -385,17 +386,24 @@ def test_benchmark_recipes_translate_photos_to_the_mapped_domain(tmp_path):
         KINDS.pop("paired", None)
 
 
+@pytest.fixture(scope="module")
+def quality_module():
+    spec = importlib.util.spec_from_file_location("quality_bench", ROOT / "benchmarks" / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize("kind", ["oil", "watercolour", "ink", "edges", "color"])
-def test_every_map_smoke_gives_every_json_field(tmp_path, kind):
-    """The benchmark's smoke run on every map: the paired bound and an unpaired recipe, each with every field of
-    its JSON line (the alignment of the unpaired one's terms included), and the shares."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--steps", "2", "--size", "32",
-                        "--crop", "40", "--ngf", "4", "--blocks", "1", "--ndf", "8", "--train-images", "3",
-                        "--test-images", "2", "--recipes", "paired,recommended", "--map", kind, "--out", str(tmp_path)],
-                       capture_output=True, text=True, env=env, timeout=HANG_GUARD, cwd=ROOT)
-    assert r.returncode == 0, r.stderr
-    rows = [json.loads(line) for line in r.stdout.splitlines()]
+def test_every_map_smoke_gives_every_json_field(quality_module, tmp_path, capsys, kind):
+    """The benchmark's smoke run on every map (in this process: the same main() as the command line): the paired
+    bound and an unpaired recipe, each with every field of its JSON line (the alignment of the unpaired one's
+    terms included), and the shares."""
+    code = quality_module.main(["--steps", "2", "--size", "32", "--crop", "40", "--ngf", "4", "--blocks", "1",
+                                "--ndf", "8", "--train-images", "3", "--test-images", "2",
+                                "--recipes", "paired,recommended", "--map", kind, "--out", str(tmp_path)])
+    assert code in (0, None)
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert [(row["benchmark"], row["recipe"]) for row in rows] == [
         ("quality", "paired"), ("quality", "recommended"), ("quality_share", "paired"),
         ("quality_share", "recommended")]
@@ -406,6 +414,7 @@ def test_every_map_smoke_gives_every_json_field(tmp_path, kind):
     assert all(np.isfinite(rows[i][k]) for i in (0, 1) for k in ("psnr", "ssim", "checkerboard", "train_seconds"))
     assert set(rows[1]["alignment"]) == {"cos_adv_ab", "cos_cycle_a", "cos_total", "right"}
     assert all(-1 <= v <= 1 for v in rows[1]["alignment"].values())
+    assert all(Path(rows[i]["sheet"]).is_file() for i in (0, 1)) and Path(rows[1]["alignment_plot"]).is_file()
     assert all(Path(rows[i]["sheet"]).is_file() for i in (0, 1)) and Path(rows[1]["alignment_plot"]).is_file()
 
 
