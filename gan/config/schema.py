@@ -27,7 +27,7 @@ from gan import ConfigError
 
 Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
 Norm = Literal["instance", "batch", "none"]
-AUGMENTS = ("translation", "cutout", "color", "noise")
+AUGMENTS = ("translation", "cutout", "color", "noise")  # model.discriminator.augment (gan.nn.networks.diff_augment)
 # Features of the shared sections that not every kind reads: name -> (dotted key, the value that means off). A kind
 # lists those it reads in its `reads` (gan.models.base); `validate` refuses the others when a config turns them on.
 SHARED = {
@@ -38,7 +38,7 @@ SHARED = {
     "d_steps": ("loss.d_steps", 1),  # discriminator updates per step
     "d_batch": ("model.discriminator.batch", 1),  # images each discriminator judges per update
     "recon": ("model.discriminator.recon", 0.0),  # the discriminators' self-supervised rebuild
-}  # model.discriminator.augment (gan.nn.networks.diff_augment)
+}
 Metric = Literal["fid", "kid", "mifid", "edge_ssim"]
 
 VGG_LAYERS = (
