@@ -252,6 +252,11 @@ def reference_generator(path: str | Path):
     from gan.nn.networks import load_reference_generator
 
     obj = safe_load(path)
-    if not (isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values())):
+    if not is_tensor_dict(obj):
         raise GanError(f"{path}: not a state dict of tensors")
     return load_reference_generator(obj)
+
+
+def is_tensor_dict(obj) -> bool:
+    """A non-empty dict of tensors: what a reference generator file holds (a plain state dict)."""
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import torch
 from torch import nn
 
 from gan import GanError
 from gan.checkpoint import exported, folder
-from gan.checkpoint.schema import is_gan_checkpoint, is_torchscript, migrate, require, resolve, safe_load
+from gan.checkpoint.schema import (is_gan_checkpoint, is_tensor_dict, is_torchscript, migrate, require, resolve,
+                                   safe_load)
 
 SOURCES = ("checkpoint", "folder", "reference", "onnx", "torchscript")
 
@@ -195,7 +195,7 @@ def open_model(spec: str | Path, weights: str = "ema") -> ModelFile:
     obj = safe_load(path)
     if is_gan_checkpoint(obj):
         return _checkpoint(migrate(obj, path), path, weights)
-    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if is_tensor_dict(obj):
         from gan.config import ModelConfig
         from gan.nn.networks import load_reference_generator
 
